@@ -1,0 +1,3 @@
+"""reelscale: a self-hostable video-streaming platform."""
+
+__version__ = "0.1.0"

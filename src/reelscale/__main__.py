@@ -1,0 +1,3 @@
+from reelscale.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Members, profiles, credentials, tokens and roles."""

@@ -1,0 +1,192 @@
+"""Profiles: up to five per member, kids ceilings, PINs, and switching into one."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelscale.accounts.context import SOURCE, AccountsContext
+from reelscale.accounts.models import LoginSession, Member, Profile
+from reelscale.accounts.schemas import ProfileIn, ProfileOut, ProfileUpdate, TokenOut
+from reelscale.accounts.tokens import token_pair
+from reelscale.core.db import Database
+from reelscale.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from reelscale.core.identity import Principal
+from reelscale.core.maturity import ADULT_LEVEL, KIDS_DEFAULT_LEVEL, KIDS_MAX_LEVEL
+
+MAX_PROFILES = 5
+
+
+def to_out(profile: Profile) -> ProfileOut:
+    return ProfileOut(
+        id=profile.id,
+        name=profile.name,
+        is_kids=profile.is_kids,
+        max_maturity=profile.max_maturity,
+        has_pin=profile.pin_hash is not None,
+        language=profile.language,
+        avatar=profile.avatar,
+        created_at=profile.created_at,
+    )
+
+
+async def list_profiles(*, db_session: AsyncSession, member_id: uuid.UUID) -> list[Profile]:
+    rows = await db_session.scalars(
+        select(Profile).where(Profile.member_id == member_id).order_by(Profile.created_at)
+    )
+    return list(rows.all())
+
+
+async def get_profile(
+    *, db_session: AsyncSession, member_id: uuid.UUID, profile_id: uuid.UUID
+) -> Profile:
+    profile = await db_session.get(Profile, profile_id)
+    if profile is None or profile.member_id != member_id:
+        raise NotFound("no such profile")
+    return profile
+
+
+async def create_profile(
+    *,
+    db_session: AsyncSession,
+    ctx: AccountsContext,
+    member_id: uuid.UUID,
+    data: ProfileIn,
+    profile_id: uuid.UUID | None = None,
+) -> Profile:
+    """Add a profile; the sixth is a Conflict, even when several are created at once."""
+    claimed = await db_session.execute(
+        update(Member)
+        .where(Member.id == member_id, Member.profile_count < MAX_PROFILES)
+        .values(profile_count=Member.profile_count + 1)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        if await db_session.get(Member, member_id) is None:
+            raise NotFound("no such member")
+        raise Conflict(f"a member has at most {MAX_PROFILES} profiles")
+    profile = Profile(
+        id=profile_id or uuid.uuid4(),
+        member_id=member_id,
+        name=data.name,
+        is_kids=data.is_kids,
+        max_maturity=_ceiling(data.is_kids, data.max_maturity),
+        pin_hash=await ctx.hasher.hash(data.pin) if data.pin else None,
+        language=data.language,
+        avatar=data.avatar,
+        created_at=ctx.clock.now(),
+    )
+    db_session.add(profile)
+    await _flush_unique_name(db_session)
+    return profile
+
+
+async def update_profile(
+    *,
+    db_session: AsyncSession,
+    ctx: AccountsContext,
+    member_id: uuid.UUID,
+    profile_id: uuid.UUID,
+    data: ProfileUpdate,
+) -> Profile:
+    profile = await get_profile(db_session=db_session, member_id=member_id, profile_id=profile_id)
+    if data.pin is not None and data.remove_pin:
+        raise BadRequest("give either a new pin or remove_pin, not both")
+    if data.name is not None:
+        profile.name = data.name
+    if data.max_maturity is not None:
+        profile.max_maturity = _ceiling(profile.is_kids, data.max_maturity)
+    if data.pin is not None:
+        profile.pin_hash = await ctx.hasher.hash(data.pin)
+    if data.remove_pin:
+        profile.pin_hash = None
+    if data.language is not None:
+        profile.language = data.language
+    if data.avatar is not None:
+        profile.avatar = data.avatar
+    await _flush_unique_name(db_session)
+    return profile
+
+
+async def delete_profile(
+    *, db_session: AsyncSession, member_id: uuid.UUID, profile_id: uuid.UUID
+) -> None:
+    profile = await get_profile(db_session=db_session, member_id=member_id, profile_id=profile_id)
+    await db_session.delete(profile)
+    await db_session.execute(
+        update(Member).where(Member.id == member_id).values(profile_count=Member.profile_count - 1)
+    )
+
+
+async def select_profile(
+    *,
+    db: Database,
+    ctx: AccountsContext,
+    principal: Principal,
+    profile_id: uuid.UUID,
+    pin: str | None,
+) -> TokenOut:
+    """Switch the session into a profile and mint a token bound to it (PIN-checked)."""
+    if principal.session_id is None:
+        raise Forbidden("only a signed-in session can switch profiles")
+    member_id = uuid.UUID(principal.subject)
+    async with db.session() as db_session:
+        profile = await get_profile(
+            db_session=db_session, member_id=member_id, profile_id=profile_id
+        )
+    if profile.pin_hash is not None:
+        if pin is None:
+            raise Forbidden("this profile is locked with a PIN", pin_required=True)
+        async with db.transaction() as db_session:
+            reservation = await ctx.throttle.reserve_pin(
+                db_session=db_session, profile_id=profile_id
+            )
+        if not await ctx.hasher.verify(profile.pin_hash, pin):
+            await ctx.events.emit(
+                source=SOURCE,
+                type="auth.pin.failed",
+                subject=principal.subject,
+                data={"profile_id": str(profile_id)},
+            )
+            raise Forbidden("wrong PIN", pin_required=True)
+        async with db.transaction() as db_session:
+            await ctx.throttle.forgive(db_session=db_session, reservation=reservation)
+
+    async with db.transaction() as db_session:
+        session = await db_session.get(LoginSession, uuid.UUID(principal.session_id))
+        member = await db_session.get(Member, member_id)
+        profile_row = await db_session.get(Profile, profile_id)
+        if session is None or session.revoked_at is not None or member is None:
+            raise Unauthorized("this session has ended; sign in again")
+        if profile_row is None:
+            raise NotFound("no such profile")
+        session.profile_id = profile_row.id
+        tokens = token_pair(
+            ctx, db_session, member=member, session=session, profile=profile_row, with_refresh=False
+        )
+    await ctx.events.emit(
+        source=SOURCE,
+        type="auth.profile.selected",
+        subject=principal.subject,
+        data={"profile_id": str(profile_id), "session_id": principal.session_id},
+    )
+    return tokens
+
+
+def _ceiling(is_kids: bool, requested: int | None) -> int:
+    if not is_kids:
+        return ADULT_LEVEL if requested is None else requested
+    if requested is None:
+        return KIDS_DEFAULT_LEVEL
+    if requested > KIDS_MAX_LEVEL:
+        raise BadRequest(f"a kids profile's maturity ceiling is at most {KIDS_MAX_LEVEL}")
+    return requested
+
+
+async def _flush_unique_name(db_session: AsyncSession) -> None:
+    try:
+        await db_session.flush()
+    except IntegrityError:
+        raise Conflict("this member already has a profile with that name") from None

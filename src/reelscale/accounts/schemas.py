@@ -1,0 +1,128 @@
+"""Accounts request and response bodies. Inputs refuse unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from reelscale.accounts.roles import Role
+from reelscale.core.maturity import ADULT_LEVEL
+
+# Printable text without control characters; names are shown to people, not used as paths.
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+Avatar = Literal["red", "blue", "green", "yellow", "purple", "teal", "orange", "pink"]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+
+
+class SignupIn(Input):
+    email: EmailStr = Field(max_length=254)
+    password: Password
+    display_name: Name | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class LoginIn(Input):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+    device_token: str | None = Field(default=None, max_length=200)
+    scope: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Space-separated scopes to narrow the token to; default: all the role has.",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class RefreshIn(Input):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class LogoutIn(Input):
+    refresh_token: str | None = Field(default=None, max_length=200)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    refresh_token: str | None = None
+    scope: str
+    device_token: str | None = None
+    profile_id: uuid.UUID | None = None
+
+
+class MemberOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    plan: str
+    created_at: datetime
+
+
+class ProfileIn(Input):
+    name: Name
+    is_kids: bool = False
+    max_maturity: int | None = Field(default=None, ge=0, le=ADULT_LEVEL)
+    pin: Pin | None = None
+    language: Language = "en"
+    avatar: Avatar = "red"
+
+
+class ProfileUpdate(Input):
+    name: Name | None = None
+    max_maturity: int | None = Field(default=None, ge=0, le=ADULT_LEVEL)
+    pin: Pin | None = None
+    remove_pin: bool = False
+    language: Language | None = None
+    avatar: Avatar | None = None
+
+
+class ProfileOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    is_kids: bool
+    max_maturity: int
+    has_pin: bool
+    language: str
+    avatar: str
+    created_at: datetime
+
+
+class SelectProfileIn(Input):
+    pin: Pin | None = None
+
+
+class RoleIn(Input):
+    role: Role
+
+
+class KeyRotationOut(BaseModel):
+    kid: str
+    signs_from: datetime

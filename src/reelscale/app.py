@@ -1,0 +1,185 @@
+"""`create_app(settings, roles)`: assemble the chosen services into one ASGI app.
+
+One process may run every role (`all`, the embedded default) or a few. A role that runs
+here is reached through its in-process client; a role that runs elsewhere is reached
+through its HTTP client at the URL in settings. Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+import reelscale
+from reelscale.accounts.api import router as accounts_router
+from reelscale.accounts.client import Accounts, HttpAccounts
+from reelscale.accounts.inprocess import InProcessAccounts
+from reelscale.accounts.runtime import MIGRATIONS as ACCOUNTS_MIGRATIONS
+from reelscale.accounts.runtime import AccountsRuntime
+from reelscale.catalog.api import router as catalog_router
+from reelscale.catalog.runtime import MIGRATIONS as CATALOG_MIGRATIONS
+from reelscale.catalog.runtime import CatalogRuntime
+from reelscale.core.clock import Clock, SystemClock
+from reelscale.core.db import Database
+from reelscale.core.errors import install_error_handlers
+from reelscale.core.events import CloudEvent, EventHook
+from reelscale.core.health import router as health_router
+from reelscale.core.identity import TokenVerifier
+from reelscale.core.lifecycle import Service
+from reelscale.core.metrics import Metrics
+from reelscale.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from reelscale.core.migrations import MigrationSet, migrate
+from reelscale.core.platform import Platform
+from reelscale.core.settings import Settings
+
+ROLES = ("accounts", "catalog")
+
+
+class RoleError(ValueError):
+    pass
+
+
+def parse_roles(roles: str | Iterable[str]) -> frozenset[str]:
+    """`all`, or a comma-separated subset of ROLES."""
+    items = roles.split(",") if isinstance(roles, str) else list(roles)
+    chosen = {item.strip() for item in items if item.strip()}
+    if not chosen:
+        raise RoleError("give at least one role")
+    if "all" in chosen:
+        return frozenset(ROLES)
+    unknown = chosen - set(ROLES)
+    if unknown:
+        raise RoleError(
+            f"unknown role(s) {', '.join(sorted(unknown))}; choose from all, {', '.join(ROLES)}"
+        )
+    return frozenset(chosen)
+
+
+class Migrator(Service):
+    name = "migrations"
+
+    def __init__(self, db: Database, sets: list[MigrationSet]) -> None:
+        super().__init__()
+        self.db = db
+        self.sets = sets
+
+    async def on_start(self) -> None:
+        await migrate(self.db, self.sets)
+
+
+class ClientCloser(Service):
+    """Closes a remote client's connection pool on shutdown."""
+
+    name = "client"
+
+    def __init__(self, client: Accounts) -> None:
+        super().__init__()
+        self.client = client
+
+    async def on_stop(self) -> None:
+        await self.client.aclose()
+
+
+def create_app(
+    settings: Settings, roles: str | Iterable[str] = "all", *, clock: Clock | None = None
+) -> FastAPI:
+    chosen = parse_roles(roles)
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    db = Database(settings.resolved_database_url)
+    events = EventHook(clock=clock, metrics=metrics)
+    accounts: list[Accounts] = []  # filled below; the verifier fetches keys lazily
+
+    async def fetch_jwks() -> dict[str, object]:
+        return await accounts[0].jwks()
+
+    platform = Platform(
+        settings=settings,
+        roles=chosen,
+        clock=clock,
+        metrics=metrics,
+        db=db,
+        events=events,
+        verifier=TokenVerifier(
+            fetch_jwks=fetch_jwks,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            clock=clock,
+        ),
+    )
+    supervisor = platform.supervisor
+    supervisor.add(db)
+    sets = [
+        s
+        for role, s in (("accounts", ACCOUNTS_MIGRATIONS), ("catalog", CATALOG_MIGRATIONS))
+        if role in chosen
+    ]
+    migrator = supervisor.add(Migrator(db, sets), depends_on=[db])
+
+    app = FastAPI(
+        title="reelscale",
+        version=reelscale.__version__,
+        summary="A self-hostable video-streaming platform.",
+        lifespan=_lifespan(platform),
+    )
+    app.state.platform = platform
+    app.state.verifier = platform.verifier
+
+    if "accounts" in chosen:
+        accounts_runtime = AccountsRuntime(platform)
+        supervisor.add(accounts_runtime, depends_on=[migrator])
+        app.state.accounts = accounts_runtime
+        accounts.append(InProcessAccounts(accounts_runtime))
+        app.include_router(accounts_router)
+    else:
+        if not settings.accounts_url:
+            raise RoleError(
+                "this process does not run accounts: set REELSCALE_ACCOUNTS_URL to where it runs"
+            )
+        remote = HttpAccounts(settings.accounts_url)
+        accounts.append(remote)
+        supervisor.add(ClientCloser(remote))
+
+    if "catalog" in chosen:
+        catalog_runtime = CatalogRuntime(platform)
+        supervisor.add(catalog_runtime, depends_on=[migrator])
+        app.state.catalog = catalog_runtime
+        app.include_router(catalog_router)
+
+    events.subscribe(_revocations_to(platform.verifier), prefix="auth.session.revoked")
+    app.include_router(health_router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+def _revocations_to(verifier: TokenVerifier):  # type: ignore[no-untyped-def]
+    async def on_revoked(event: CloudEvent) -> None:
+        session_id = event.data.get("session_id")
+        until = event.data.get("until")
+        if isinstance(session_id, str) and isinstance(until, str):
+            verifier.revoke_session(session_id, datetime.fromisoformat(until))
+
+    return on_revoked
+
+
+def _lifespan(platform: Platform):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await platform.supervisor.start()
+        try:
+            yield
+        finally:
+            await platform.supervisor.stop()
+
+    return lifespan

@@ -1,0 +1,1 @@
+"""Titles, series, seasons, episodes, genres, people, languages, ratings, artwork, search."""

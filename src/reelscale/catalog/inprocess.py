@@ -1,0 +1,22 @@
+"""The catalog client for callers in the same process."""
+
+from __future__ import annotations
+
+import uuid
+
+from reelscale.catalog import service
+from reelscale.catalog.client import TitleSummary
+from reelscale.catalog.runtime import CatalogRuntime
+
+
+class InProcessCatalog:
+    def __init__(self, runtime: CatalogRuntime) -> None:
+        self._runtime = runtime
+
+    async def title_summary(self, title_id: uuid.UUID) -> TitleSummary:
+        async with self._runtime.platform.db.session() as db_session:
+            title = await service.get_title(db_session=db_session, title_id=title_id)
+            return TitleSummary.model_validate(title, from_attributes=True)
+
+    async def aclose(self) -> None:
+        return None

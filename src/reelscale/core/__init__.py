@@ -1,0 +1,1 @@
+"""Platform infrastructure every service builds on. Depends on no service."""

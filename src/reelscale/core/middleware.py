@@ -1,0 +1,114 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and costs a task per request)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reelscale.core.errors import problem
+from reelscale.core.logging import bind_request_id, reset_request_id
+from reelscale.core.metrics import Metrics
+
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (kept from `X-Request-ID` when sane) and records metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+        token = bind_request_id(request_id)
+        status = 500
+        started = time.perf_counter()
+        self.metrics.http_in_flight.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.http_in_flight.dec()
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.http_requests.labels(route, method, str(status)).inc()
+            self.metrics.http_latency.labels(route, method).observe(time.perf_counter() - started)
+            reset_request_id(token)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length is declared."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _reject(scope, receive, send, 400, "Content-Length is not a number.")
+                return
+            if int(declared) > self.max_bytes:
+                await _reject(scope, receive, send, 413, self._too_large())
+                return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # An HTTPException, so FastAPI's body parsing passes it through untouched.
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except HTTPException as exc:
+            if started or exc.status_code != 413:
+                raise
+            await problem(413, detail=str(exc.detail))(scope, receive, send)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
+
+async def _reject(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+    await problem(status, detail=detail)(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

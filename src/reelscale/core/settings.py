@@ -1,0 +1,117 @@
+"""Typed settings, read from `REELSCALE_*` environment variables.
+
+Every backend is chosen by a URL. Left unset, a URL falls back to the embedded default
+inside `data_dir`, so a newcomer needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ACCESS_TOKEN_TTL_CEILING_S = 900  # zero trust: an access token never lives past 15 minutes
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "reelscale"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELSCALE_", extra="ignore", frozen=True)
+
+    env: Literal["dev", "test", "production"] = "dev"
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    # Backends, each a URL. None means the embedded default under data_dir.
+    database_url: str | None = None
+    stream_url: str | None = None
+    blob_url: str | None = None
+    redis_url: str | None = None
+
+    # Where the other services live when this process does not run them. None: in process.
+    accounts_url: str | None = None
+    catalog_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+
+    secret_key: SecretStr | None = None
+
+    token_issuer: str = "reelscale-accounts"
+    token_audience: str = "reelscale"
+    access_token_ttl_s: int = Field(default=ACCESS_TOKEN_TTL_CEILING_S, ge=30)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    signing_key_rotation_s: int = Field(default=24 * 3600, ge=60)
+
+    # argon2id cost. The defaults are RFC 9106's second recommendation (64 MiB, t=3);
+    # OWASP's floor is 19 MiB, t=2. Tests lower these to stay fast.
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    # Failed-login throttling (OWASP ASVS 2.2.1: at most 100 failures per hour per account).
+    login_failures_per_account_hour: int = Field(default=100, ge=1, le=100)
+    login_failures_per_address_hour: int = Field(default=300, ge=1)
+    login_backoff_after: int = Field(default=5, ge=1)
+    login_backoff_max_s: int = Field(default=900, ge=1)
+    pin_failures_per_window: int = Field(default=5, ge=1)
+    pin_window_s: int = Field(default=900, ge=1)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("access_token_ttl_s")
+    @classmethod
+    def _short_lived(cls, value: int) -> int:
+        if value > ACCESS_TOKEN_TTL_CEILING_S:
+            raise ValueError(f"access tokens live at most {ACCESS_TOKEN_TTL_CEILING_S} s")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key is None:
+            raise ValueError("REELSCALE_SECRET_KEY must be set when REELSCALE_ENV=production")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("REELSCALE_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'reelscale.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    def resolved_secret_key(self) -> bytes:
+        """The platform secret: from settings, else one generated once and kept in data_dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.ensure_data_dir() / "secret.key"
+        if not path.exists():
+            # Write-then-rename so two processes starting together agree on one secret.
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)  # fails if another process won the race: keep theirs
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_text().strip().encode()
