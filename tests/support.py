@@ -59,7 +59,9 @@ async def profile_token(
     client: httpx.AsyncClient, token: str, name: str, **fields: Any
 ) -> tuple[str, str]:
     """Create a profile and switch into it; returns (profile id, profile-bound token)."""
-    response = await client.post("/v1/profiles", json={"name": name, **fields}, headers=bearer(token))
+    response = await client.post(
+        "/v1/profiles", json={"name": name, **fields}, headers=bearer(token)
+    )
     assert response.status_code == 201, response.text
     profile_id = response.json()["id"]
     body = {"pin": fields["pin"]} if "pin" in fields else None

@@ -13,7 +13,10 @@ import orjson
 _request_id: ContextVar[str | None] = ContextVar("reelscale_request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is kept.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "color_message",  # uvicorn's ANSI-coloured copy of msg
+}
 
 
 def current_request_id() -> str | None:
