@@ -64,3 +64,20 @@ async def test_unreachable_accounts_is_503_not_500() -> None:
     with pytest.raises(Overloaded):
         await client.jwks()
     await client.aclose()
+
+
+async def test_generated_artwork_is_public_svg(harness: Harness) -> None:
+    token = await editor_token(harness.client, harness.app)
+    hostile = {**MOVIE, "name": "<script>alert(1)</script> & Friends"}
+    created = await harness.client.post("/v1/catalog/titles", json=hostile, headers=bearer(token))
+    title_id = created.json()["id"]
+    for kind in ("poster", "backdrop"):
+        response = await harness.client.get(f"/v1/catalog/artwork/{title_id}/{kind}.svg")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("image/svg+xml")
+        assert response.text.startswith("<svg")
+        assert "<script>" not in response.text  # the name is escaped
+    missing = await harness.client.get(f"/v1/catalog/artwork/{uuid.uuid4()}/poster.svg")
+    assert missing.status_code == 404
+    wrong_kind = await harness.client.get(f"/v1/catalog/artwork/{title_id}/logo.svg")
+    assert wrong_kind.status_code == 422

@@ -15,7 +15,7 @@ from reelscale.core.maturity import ADULT_LEVEL
 Name = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$"
+        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
     ),
 ]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from reelscale.catalog import service
+from reelscale.catalog.artwork import ArtworkKind
+from reelscale.catalog.artwork import render as render_artwork
 from reelscale.catalog.runtime import SOURCE, CatalogRuntime
 from reelscale.catalog.schemas import (
     GenreCount,
@@ -37,7 +39,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=100_000)]
-Slug = Annotated[str, Path(min_length=1, max_length=60, pattern=r"^[a-z0-9-]+$")]
+Slug = Annotated[str, Path(min_length=1, max_length=60, pattern=r"^[\w-]+$")]
 
 reader = requires(Scope.CATALOG_READ)
 editor = requires(Scope.CATALOG_WRITE)
@@ -85,7 +87,7 @@ async def browse_genre(
 async def list_titles(
     limit: Limit = 20,
     offset: Offset = 0,
-    genre: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9-]+$")] = None,
+    genre: Annotated[str | None, Query(max_length=60, pattern=r"^[\w-]+$")] = None,
     kind: Kind | None = None,
     language: Annotated[Language | None, Query()] = None,
     principal: Principal = Depends(reader),
@@ -120,6 +122,23 @@ async def _page(
         limit=limit,
         offset=offset,
         next_offset=following if following < total else None,
+    )
+
+
+@router.get(
+    "/artwork/{title_id}/{kind}.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, 404: PROBLEMS[404]},
+)
+async def artwork(
+    title_id: uuid.UUID, kind: ArtworkKind, runtime: CatalogRuntime = Depends(_runtime)
+) -> Response:
+    """Generated poster or backdrop art. Public, like images on a CDN."""
+    async with runtime.platform.db.session() as db_session:
+        title = await service.get_title(db_session=db_session, title_id=title_id)
+        svg = render_artwork(title, kind)
+    return Response(
+        svg, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
     )
 
 

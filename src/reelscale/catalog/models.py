@@ -79,7 +79,9 @@ class Title(Base):
     credits: Mapped[list[Credit]] = relationship(
         cascade="all, delete-orphan", order_by="Credit.position"
     )
-    languages: Mapped[list[TitleLanguage]] = relationship(cascade="all, delete-orphan")
+    languages: Mapped[list[TitleLanguage]] = relationship(
+        cascade="all, delete-orphan", order_by="TitleLanguage.position"
+    )
     artwork: Mapped[list[Artwork]] = relationship(cascade="all, delete-orphan")
     seasons: Mapped[list[Season]] = relationship(
         cascade="all, delete-orphan", order_by="Season.number"
@@ -109,6 +111,7 @@ class TitleLanguage(Base):
     )
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # audio | subtitle
     language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the first audio track is primary
 
 
 class Artwork(Base):
@@ -151,3 +154,14 @@ class Episode(Base):
     name: Mapped[str] = mapped_column(String(200))
     synopsis: Mapped[str] = mapped_column(Text, default="")
     runtime_minutes: Mapped[int] = mapped_column(Integer)
+
+
+class Revision(Base):
+    """One row counting catalog writes. Every write transaction bumps it, so any replica can
+    tell that the catalog changed (and rebuild its search index) from a single read, however
+    writes interleave or clocks differ."""
+
+    __tablename__ = "catalog_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,16 +13,16 @@ from reelscale.core.maturity import Rating
 Text = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
     ),
 ]
 LongText = Annotated[
-    str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+    str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")
 ]
 PersonName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$"
+        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
     ),
 ]
 GenreName = Annotated[
@@ -106,6 +106,22 @@ class TitleIn(Input):
         return self
 
 
+# Columns that cannot be empty: PATCH may leave them out, but not set them to null.
+_REQUIRED_ON_UPDATE = (
+    "name",
+    "synopsis",
+    "release_year",
+    "maturity_rating",
+    "original_language",
+    "popularity",
+    "genres",
+    "credits",
+    "audio_languages",
+    "subtitle_languages",
+    "artwork",
+)
+
+
 class TitleUpdate(Input):
     name: Text | None = None
     synopsis: LongText | None = None
@@ -124,6 +140,13 @@ class TitleUpdate(Input):
 
     @model_validator(mode="after")
     def _window(self) -> TitleUpdate:
+        nulled = [
+            f
+            for f in _REQUIRED_ON_UPDATE
+            if f in self.model_fields_set and getattr(self, f) is None
+        ]
+        if nulled:
+            raise ValueError(f"cannot be null: {', '.join(nulled)}")
         _check_window(self.available_from, self.available_until)
         return self
 

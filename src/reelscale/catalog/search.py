@@ -1,8 +1,9 @@
 """Typo-tolerant search over titles, cast and genres.
 
-The index lives in memory and is rebuilt when the catalog changes. Every process checks a
-cheap fingerprint of the titles table (row count and newest update) before answering, so a
-write on one replica shows up in every replica's next search without any messaging.
+The index lives in memory and is rebuilt when the catalog changes. Every catalog write bumps
+a revision counter in the database; each process reads it (one primary-key lookup) before
+answering, so a write on one replica shows up in every replica's next search without any
+messaging, however writes interleave.
 Scoring uses rapidfuzz's WRatio, which tolerates typos, word order and partial names;
 a match on the title outranks one on a cast member, which outranks a genre.
 """
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from reelscale.catalog.models import Credit, Title
+from reelscale.catalog.models import Credit, Revision, Title
 
 Field = Literal["title", "cast", "genre"]
 WEIGHTS: dict[Field, float] = {"title": 1.0, "cast": 0.9, "genre": 0.8}
@@ -35,22 +36,19 @@ class Match:
 
 class SearchIndex:
     def __init__(self) -> None:
-        self._fingerprint: tuple[Any, ...] | None = None
+        self._fingerprint: int | None = None
+        self._built = False
         self._choices: list[str] = []
         self._owners: list[tuple[Any, Field, str]] = []
         self._lock = asyncio.Lock()
 
     async def refresh(self, db_session: AsyncSession) -> None:
         """Rebuild if the titles changed since the last build."""
-        fingerprint = tuple(
-            (
-                await db_session.execute(select(func.count(Title.id), func.max(Title.updated_at)))
-            ).one()
-        )
-        if fingerprint == self._fingerprint:
+        fingerprint = await db_session.scalar(select(Revision.value).where(Revision.id == 1))
+        if self._built and fingerprint == self._fingerprint:
             return
         async with self._lock:
-            if fingerprint == self._fingerprint:
+            if self._built and fingerprint == self._fingerprint:
                 return
             rows = await db_session.scalars(
                 select(Title).options(
@@ -68,6 +66,7 @@ class SearchIndex:
                     choices.append(utils.default_process(text))
                     owners.append((title.id, field, text))
             self._choices, self._owners, self._fingerprint = choices, owners, fingerprint
+            self._built = True
 
     def query(self, text: str, *, limit: int = 500) -> list[Match]:
         """The best match per title, best titles first."""

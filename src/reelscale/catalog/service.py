@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -19,6 +23,7 @@ from reelscale.catalog.models import (
     Episode,
     Genre,
     Person,
+    Revision,
     Season,
     Title,
     TitleLanguage,
@@ -76,7 +81,10 @@ class Viewer:
 
 
 def slugify(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "genre"
+    """A URL-safe key for a genre, keeping letters of any script ("Драма" -> "драма")."""
+    slug = re.sub(r"[\W_]+", "-", name.casefold()).strip("-")
+    # Names of only punctuation still need a key of their own.
+    return slug or "g-" + hashlib.sha256(name.encode()).hexdigest()[:10]
 
 
 def _full_title() -> Select[Title]:
@@ -117,6 +125,7 @@ async def create_title(
     title.seasons = [_season(season) for season in data.seasons]
     db_session.add(title)
     await _flush(db_session, "a title with this id already exists")
+    await bump_revision(db_session)
     return await get_title(db_session=db_session, title_id=title.id)
 
 
@@ -163,6 +172,7 @@ async def update_title(
         raise Conflict("available_until must come after available_from")
     title.updated_at = now
     await _flush(db_session, "the update clashes with existing data")
+    await bump_revision(db_session)
     return await get_title(db_session=db_session, title_id=title_id)
 
 
@@ -177,12 +187,14 @@ async def add_season(
     title.seasons.append(_season(data))
     title.updated_at = now
     await _flush(db_session, f"season {data.number} already exists")
+    await bump_revision(db_session)
     return await get_title(db_session=db_session, title_id=title_id)
 
 
 async def delete_title(*, db_session: AsyncSession, title_id: uuid.UUID) -> None:
     title = await get_title(db_session=db_session, title_id=title_id)
     await db_session.delete(title)
+    await bump_revision(db_session)
 
 
 async def _flush(db_session: AsyncSession, conflict: str) -> None:
@@ -192,48 +204,54 @@ async def _flush(db_session: AsyncSession, conflict: str) -> None:
         raise Conflict(conflict) from None
 
 
+def _insert_missing(db_session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, so two writers adding the same genre or person
+    at once both succeed: the second waits for the first and then finds its row."""
+    insert = pg_insert if db_session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return db_session.execute(insert(table).values(rows).on_conflict_do_nothing())
+
+
 async def _genres(db_session: AsyncSession, names: Sequence[str]) -> list[Genre]:
     wanted: dict[str, str] = {}
     for name in names:
         wanted.setdefault(slugify(name), name)
     if not wanted:
         return []
+    await _insert_missing(
+        db_session, Genre, [{"slug": slug, "name": name} for slug, name in wanted.items()]
+    )
     found = {
         genre.slug: genre
         for genre in await db_session.scalars(select(Genre).where(Genre.slug.in_(wanted)))
     }
-    for slug, name in wanted.items():
-        if slug not in found:
-            found[slug] = Genre(slug=slug, name=name)
-            db_session.add(found[slug])
     return [found[slug] for slug in wanted]
 
 
 async def _credits(db_session: AsyncSession, credits: Sequence[CreditIn]) -> list[Credit]:
-    names = {credit.name for credit in credits}
-    people = (
-        {
-            person.name: person
-            for person in await db_session.scalars(select(Person).where(Person.name.in_(names)))
-        }
-        if names
-        else {}
-    )
-    out = []
-    for position, credit in enumerate(credits):
-        person = people.get(credit.name)
-        if person is None:
-            person = people[credit.name] = Person(id=uuid.uuid4(), name=credit.name)
-            db_session.add(person)
-        out.append(
-            Credit(person=person, role=credit.role, character=credit.character, position=position)
-        )
-    return out
+    names = list(dict.fromkeys(credit.name for credit in credits))
+    if not names:
+        return []
+    await _insert_missing(db_session, Person, [{"id": uuid.uuid4(), "name": n} for n in names])
+    people = {
+        person.name: person
+        for person in await db_session.scalars(select(Person).where(Person.name.in_(names)))
+    }
+    return [
+        Credit(person=people[c.name], role=c.role, character=c.character, position=position)
+        for position, c in enumerate(credits)
+    ]
+
+
+async def bump_revision(db_session: AsyncSession) -> None:
+    """Count a catalog write; search indexes everywhere rebuild when the count moves."""
+    await db_session.execute(update(Revision).values(value=Revision.value + 1))
 
 
 def _languages(audio: Sequence[str], subtitles: Sequence[str]) -> list[TitleLanguage]:
-    return [TitleLanguage(kind="audio", language=lang) for lang in dict.fromkeys(audio)] + [
-        TitleLanguage(kind="subtitle", language=lang) for lang in dict.fromkeys(subtitles)
+    return [
+        TitleLanguage(kind=kind, language=lang, position=n)
+        for kind, langs in (("audio", audio), ("subtitle", subtitles))
+        for n, lang in enumerate(dict.fromkeys(langs))
     ]
 
 

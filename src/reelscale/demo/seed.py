@@ -167,8 +167,8 @@ def _title(rng: random.Random, n: int, name: str, genre: str, kind: str) -> Titl
             "audio_languages": [language, *dubs],
             "subtitle_languages": subtitles,
             "artwork": [
-                {"kind": "poster", "url": f"/artwork/{title_id}/poster.svg"},
-                {"kind": "backdrop", "url": f"/artwork/{title_id}/backdrop.svg"},
+                {"kind": "poster", "url": f"/v1/catalog/artwork/{title_id}/poster.svg"},
+                {"kind": "backdrop", "url": f"/v1/catalog/artwork/{title_id}/backdrop.svg"},
             ],
             "popularity": round(1000 * rng.paretovariate(1.2), 2),
             "available_from": available_from,

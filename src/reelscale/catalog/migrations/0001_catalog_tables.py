@@ -1,8 +1,8 @@
 """catalog tables
 
-Revision ID: f6322cdbfd55
+Revision ID: 21a69609043c
 Revises:
-Create Date: 2026-11-21 04:33:06.864153
+Create Date: 2026-11-21 04:48:32.124290
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "f6322cdbfd55"
+revision = "21a69609043c"
 down_revision = None
-branch_labels = ("catalog",)
+branch_labels = None
 depends_on = None
 
 
@@ -31,6 +31,17 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_catalog_people")),
         sa.UniqueConstraint("name", name=op.f("uq_catalog_people_name")),
+    )
+    op.create_table(
+        "catalog_revision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_catalog_revision")),
+    )
+    # The one row every catalog write bumps (see catalog.search).
+    op.bulk_insert(
+        sa.table("catalog_revision", sa.column("id", sa.Integer), sa.column("value", sa.Integer)),
+        [{"id": 1, "value": 0}],
     )
     op.create_table(
         "catalog_titles",
@@ -152,6 +163,7 @@ def upgrade() -> None:
         sa.Column("title_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("language", sa.String(length=16), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["title_id"],
             ["catalog_titles.id"],
@@ -214,5 +226,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_catalog_titles_kind"))
 
     op.drop_table("catalog_titles")
+    op.drop_table("catalog_revision")
     op.drop_table("catalog_people")
     op.drop_table("catalog_genres")
