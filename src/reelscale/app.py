@@ -25,7 +25,6 @@ from reelscale.catalog.runtime import MIGRATIONS as CATALOG_MIGRATIONS
 from reelscale.catalog.runtime import CatalogRuntime
 from reelscale.core.clock import Clock, SystemClock
 from reelscale.core.db import Database
-from reelscale.core.errors import install_error_handlers
 from reelscale.core.events import CloudEvent, EventHook
 from reelscale.core.health import router as health_router
 from reelscale.core.identity import TokenVerifier
@@ -34,6 +33,7 @@ from reelscale.core.metrics import Metrics
 from reelscale.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from reelscale.core.migrations import MigrationSet, migrate
 from reelscale.core.platform import Platform
+from reelscale.core.problems import install_error_handlers
 from reelscale.core.settings import Settings
 
 ROLES = ("accounts", "catalog")

@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from reelscale.core.errors import PlatformError
 from reelscale.core.settings import Settings
 
 app = typer.Typer(
@@ -75,6 +76,12 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
     from reelscale.demo.seed import CREDENTIALS, seed
 
     settings = load_settings(host=host, port=port)
+    if settings.env == "production":
+        console.print(
+            "[red]reelscale demo seeds well-known passwords; it refuses to run with "
+            "REELSCALE_ENV=production.[/red]"
+        )
+        raise typer.Exit(2)
     console.print(f"[bold]reelscale demo[/bold] · data in {settings.ensure_data_dir()}")
     created = asyncio.run(seed(settings, progress=console))
     console.print(
@@ -120,7 +127,7 @@ def set_role(
 
     try:
         asyncio.run(grant_role(load_settings(), email, role))
-    except ValueError as exc:
+    except (ValueError, PlatformError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{email} is now {role}")

@@ -183,3 +183,19 @@ async def test_admin_routes_need_admin_scope(harness: Harness) -> None:
     )
     assert response.status_code == 403
     assert (await c.post("/v1/admin/keys/rotate", headers=bearer(token))).status_code == 403
+
+
+async def test_scope_requests_do_not_reveal_accounts(harness: Harness) -> None:
+    c = harness.client
+    await signup(c, "quiet@example.com")
+    probes = [
+        {"email": "quiet@example.com", "password": "wrong password", "scope": "keys:admin"},
+        {"email": "nobody@example.com", "password": "wrong password", "scope": "keys:admin"},
+    ]
+    answers = [await c.post("/v1/auth/login", json=probe) for probe in probes]
+    assert [a.status_code for a in answers] == [401, 401]
+    assert answers[0].json()["detail"] == answers[1].json()["detail"]
+    blank = await c.post(
+        "/v1/auth/login", json={"email": "quiet@example.com", "password": PASSWORD, "scope": "  "}
+    )
+    assert blank.status_code == 422

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from tests.conftest import Harness
-from tests.support import bearer, login, member_token, profile_token, signup
+from tests.support import PASSWORD, bearer, login, member_token, profile_token, signup
 
 pytestmark = pytest.mark.asyncio
 
@@ -121,7 +121,7 @@ async def test_update_and_remove_pin(harness: Harness) -> None:
     ).json()["id"]
     updated = await c.patch(
         f"/v1/profiles/{pid}",
-        json={"name": "New", "remove_pin": True, "avatar": "teal"},
+        json={"name": "New", "remove_pin": True, "avatar": "teal", "password": PASSWORD},
         headers=bearer(token),
     )
     assert updated.status_code == 200
@@ -141,3 +141,81 @@ async def test_profiles_are_private_to_their_member(harness: Harness) -> None:
     assert (await c.get(f"/v1/profiles/{pid}", headers=bearer(bob))).status_code == 404
     assert (await c.post(f"/v1/profiles/{pid}/select", headers=bearer(bob))).status_code == 404
     assert (await c.delete(f"/v1/profiles/{pid}", headers=bearer(bob))).status_code == 404
+
+
+async def test_kids_profile_cannot_walk_out_without_a_grown_up(harness: Harness) -> None:
+    c = harness.client
+    await signup(c, "family@example.com")
+    account = (await login(c, "family@example.com"))["access_token"]
+    _kid_id, kid_token = await profile_token(c, account, "Mia", is_kids=True)
+    open_id = (
+        await c.post("/v1/profiles", json={"name": "Parent"}, headers=bearer(account))
+    ).json()["id"]
+    locked_id = (
+        await c.post(
+            "/v1/profiles", json={"name": "Locked", "pin": "2468"}, headers=bearer(account)
+        )
+    ).json()["id"]
+
+    walk_out = await c.post(f"/v1/profiles/{open_id}/select", headers=bearer(kid_token))
+    assert walk_out.status_code == 403
+    assert walk_out.json()["password_required"] is True
+    wrong = await c.post(
+        f"/v1/profiles/{open_id}/select",
+        json={"password": "not it at all"},
+        headers=bearer(kid_token),
+    )
+    assert wrong.status_code == 403
+    with_password = await c.post(
+        f"/v1/profiles/{open_id}/select", json={"password": PASSWORD}, headers=bearer(kid_token)
+    )
+    assert with_password.status_code == 200
+    with_pin = await c.post(
+        f"/v1/profiles/{locked_id}/select", json={"pin": "2468"}, headers=bearer(kid_token)
+    )
+    assert with_pin.status_code == 200
+    assert "auth.password.failed" in harness.event_types()
+
+
+async def test_changing_a_lock_needs_the_password(harness: Harness) -> None:
+    c = harness.client
+    await signup(c, "locks@example.com")
+    token = (await login(c, "locks@example.com"))["access_token"]
+    pid = (
+        await c.post("/v1/profiles", json={"name": "Sam", "pin": "1357"}, headers=bearer(token))
+    ).json()["id"]
+    no_password = await c.patch(
+        f"/v1/profiles/{pid}", json={"remove_pin": True}, headers=bearer(token)
+    )
+    assert no_password.status_code == 403
+    wrong = await c.patch(
+        f"/v1/profiles/{pid}",
+        json={"pin": "0000", "password": "wrong password"},
+        headers=bearer(token),
+    )
+    assert wrong.status_code == 403
+    profile = (await c.get(f"/v1/profiles/{pid}", headers=bearer(token))).json()
+    assert profile["has_pin"] is True
+    assert (
+        await c.post(f"/v1/profiles/{pid}/select", json={"pin": "1357"}, headers=bearer(token))
+    ).status_code == 200
+    ok = await c.patch(
+        f"/v1/profiles/{pid}",
+        json={"remove_pin": True, "password": PASSWORD},
+        headers=bearer(token),
+    )
+    assert ok.status_code == 200
+    assert ok.json()["has_pin"] is False
+
+
+async def test_deleting_a_profile_ends_sessions_inside_it(harness: Harness) -> None:
+    c = harness.client
+    await signup(c, "gone@example.com")
+    tokens = await login(c, "gone@example.com")
+    kid_id, kid_token = await profile_token(c, tokens["access_token"], "Kid", is_kids=True)
+    deleted = await c.delete(f"/v1/profiles/{kid_id}", headers=bearer(tokens["access_token"]))
+    assert deleted.status_code == 204
+    # The device left in the kids profile does not fall back to an account-wide token.
+    refreshed = await c.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 401
+    assert (await c.get("/v1/catalog/genres", headers=bearer(kid_token))).status_code == 401

@@ -249,11 +249,11 @@ async def test_bad_updates_change_nothing(harness: Harness) -> None:
         {"available_from": "2026-03-01T00:00:00Z", "available_until": "2026-02-01T00:00:00Z"},
     ):
         assert_problem(await c.patch(url, json=body, headers=bearer(editor)), 422)
-    # Ending before the stored start is caught against the stored value.
+    # Ending before the stored start is caught against the stored value: the same 422 as above.
     clash = await c.patch(
         url, json={"available_until": "2026-02-01T00:00:00Z"}, headers=bearer(editor)
     )
-    assert_problem(clash, 409)
+    assert_problem(clash, 422)
     bad_season = {"number": 2, "episodes": [{"number": 1, **EPISODE}] * 2}
     assert_problem(await c.post(f"{url}/seasons", json=bad_season, headers=bearer(editor)), 422)
     assert (await c.get(url, headers=bearer(editor))).json() == made
@@ -276,3 +276,20 @@ async def test_non_latin_genres_stay_distinct(harness: Harness) -> None:
     await create(harness, editor, movie("Смех", genres=["Комедия"]))
     drama = await create(harness, editor, movie("Слёзы", genres=["Драма"]))
     assert [g["name"] for g in drama["genres"]] == ["Драма"]
+
+
+async def test_extreme_dates_and_long_genres_are_not_500s(harness: Harness) -> None:
+    editor = await editor_token(harness.client, harness.app)
+    for moment in ("9999-12-31T23:00:00-14:00", "0001-01-01T00:00:00+14:00"):
+        response = await harness.client.post(
+            TITLES, json=movie("Far Future", available_from=moment), headers=bearer(editor)
+        )
+        assert_problem(response, 422)
+    # Casefolding doubles "ß" to "ss": the slug must still fit its column on PostgreSQL.
+    long_genre = await harness.client.post(
+        TITLES, json=movie("Straße", genres=["ß" * 60, "ß" * 59 + "x"]), headers=bearer(editor)
+    )
+    assert long_genre.status_code == 201, long_genre.text
+    slugs = [g["slug"] for g in long_genre.json()["genres"]]
+    assert len(set(slugs)) == 2
+    assert all(len(slug) <= 60 for slug in slugs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -32,7 +33,11 @@ async def test_catalog_clients_agree(harness: Harness) -> None:
     created = await harness.client.post("/v1/catalog/titles", json=MOVIE, headers=bearer(token))
     title_id = uuid.UUID(created.json()["id"])
     transport = httpx.ASGITransport(app=harness.app)
-    remote = HttpCatalog("http://testserver", token=token, transport=transport)
+
+    async def current_token() -> str:
+        return token
+
+    remote = HttpCatalog("http://testserver", token=current_token, transport=transport)
     local = InProcessCatalog(harness.app.state.catalog)
     try:
         for client in (local, remote):
@@ -68,7 +73,7 @@ async def test_unreachable_accounts_is_503_not_500() -> None:
 
 async def test_generated_artwork_is_public_svg(harness: Harness) -> None:
     token = await editor_token(harness.client, harness.app)
-    hostile = {**MOVIE, "name": "<script>alert(1)</script> & Friends"}
+    hostile = {**MOVIE, "name": '<script>alert(1)</script> & "Friends" onload="alert(2)'}
     created = await harness.client.post("/v1/catalog/titles", json=hostile, headers=bearer(token))
     title_id = created.json()["id"]
     for kind in ("poster", "backdrop"):
@@ -76,7 +81,15 @@ async def test_generated_artwork_is_public_svg(harness: Harness) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("image/svg+xml")
         assert response.text.startswith("<svg")
-        assert "<script>" not in response.text  # the name is escaped
+        # The name is escaped in text and attributes: the SVG parses, with no script and
+        # no event-handler attribute anywhere.
+        root = ElementTree.fromstring(response.text)  # noqa: S314 (our own output)
+        elements = list(root.iter())
+        assert not [e for e in elements if e.tag.endswith("script")]
+        assert not [a for e in elements for a in e.attrib if a.lower().startswith("on")]
+        assert root.attrib["aria-label"] == hostile["name"]
+        assert response.headers["content-security-policy"].startswith("default-src 'none'")
+        assert response.headers["x-content-type-options"] == "nosniff"
     missing = await harness.client.get(f"/v1/catalog/artwork/{uuid.uuid4()}/poster.svg")
     assert missing.status_code == 404
     wrong_kind = await harness.client.get(f"/v1/catalog/artwork/{title_id}/logo.svg")

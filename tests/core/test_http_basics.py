@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import make_settings, started
@@ -72,3 +73,29 @@ async def test_body_limits(tmp_path: Path) -> None:
             headers={"content-length": "two", "content-type": "application/json"},
         )
         assert bogus.status_code in (400, 422)
+
+
+async def test_unexpected_errors_are_500_problems_with_the_request_id(tmp_path: Path) -> None:
+    async with started(make_settings(tmp_path)) as h:
+
+        async def boom() -> None:
+            raise RuntimeError("kaboom")
+
+        h.app.add_api_route("/boom", boom)
+        transport = httpx.ASGITransport(app=h.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/boom", headers={"X-Request-ID": "trace-me"})
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["x-request-id"] == "trace-me"
+        assert response.json()["request_id"] == "trace-me"
+        assert "kaboom" not in response.text  # internals stay in the log
+
+
+async def test_made_up_methods_do_not_grow_metrics(tmp_path: Path) -> None:
+    async with started(make_settings(tmp_path)) as h:
+        for n in range(20):
+            await h.client.request(f"X{n}", "/healthz")
+        text = (await h.client.get("/metrics")).text
+        assert 'method="OTHER"' in text
+        assert 'method="X1"' not in text

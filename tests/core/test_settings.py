@@ -48,3 +48,10 @@ def test_generated_secret_is_kept_and_private(tmp_path: Path) -> None:
 def test_the_account_limit_cannot_exceed_asvs() -> None:
     with pytest.raises(ValidationError):
         Settings(login_failures_per_account_hour=500)
+
+
+def test_production_refuses_weak_argon2() -> None:
+    strong = "s" * 40
+    with pytest.raises(ValidationError, match="OWASP"):
+        Settings(env="production", secret_key=strong, argon2_memory_kib=1024)
+    assert Settings(env="production", secret_key=strong).argon2_memory_kib >= 19 * 1024

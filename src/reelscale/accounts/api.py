@@ -26,18 +26,11 @@ from reelscale.accounts.schemas import (
 from reelscale.core.auth import authenticated, requires
 from reelscale.core.db import Database
 from reelscale.core.identity import Principal, Scope
+from reelscale.core.problems import STANDARD_RESPONSES
 
 router = APIRouter()
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Bad request"},
-    401: {"description": "Missing, invalid or expired credentials"},
-    403: {"description": "Not allowed"},
-    404: {"description": "Not found"},
-    409: {"description": "Conflict"},
-    422: {"description": "Invalid body or parameters"},
-    429: {"description": "Throttled; see Retry-After"},
-}
+PROBLEMS = STANDARD_RESPONSES
 
 
 def _ctx(request: Request) -> AccountsContext:
@@ -66,13 +59,7 @@ async def signup(
     data: SignupIn, ctx: AccountsContext = Depends(_ctx), db: Database = Depends(_db)
 ) -> MemberOut:
     """Create a member account."""
-    async with db.transaction() as db_session:
-        member = await service.signup(db_session=db_session, ctx=ctx, data=data)
-        out = MemberOut.model_validate(member)
-    await ctx.events.emit(
-        source="reelscale/accounts", type="auth.signup", subject=str(out.id), data={}
-    )
-    return out
+    return MemberOut.model_validate(await service.signup(db=db, ctx=ctx, data=data))
 
 
 @router.post("/v1/auth/login", response_model=TokenOut, tags=["auth"], responses=PROBLEMS)
@@ -163,11 +150,10 @@ async def create_profile(
     db: Database = Depends(_db),
 ) -> ProfileOut:
     """Add a profile (at most five). Kids profiles get a maturity ceiling."""
-    async with db.transaction() as db_session:
-        profile = await profiles.create_profile(
-            db_session=db_session, ctx=ctx, member_id=uuid.UUID(principal.subject), data=data
-        )
-        return profiles.to_out(profile)
+    profile = await profiles.add_profile(
+        db=db, ctx=ctx, member_id=uuid.UUID(principal.subject), data=data
+    )
+    return profiles.to_out(profile)
 
 
 @router.get(
@@ -195,15 +181,11 @@ async def update_profile(
     ctx: AccountsContext = Depends(_ctx),
     db: Database = Depends(_db),
 ) -> ProfileOut:
-    async with db.transaction() as db_session:
-        profile = await profiles.update_profile(
-            db_session=db_session,
-            ctx=ctx,
-            member_id=uuid.UUID(principal.subject),
-            profile_id=profile_id,
-            data=data,
-        )
-        return profiles.to_out(profile)
+    """Change a profile. Setting, changing or removing its PIN needs the account password."""
+    profile = await profiles.change_profile(
+        db=db, ctx=ctx, principal=principal, profile_id=profile_id, data=data
+    )
+    return profiles.to_out(profile)
 
 
 @router.delete(
@@ -215,12 +197,19 @@ async def update_profile(
 async def delete_profile(
     profile_id: uuid.UUID,
     principal: Principal = Depends(requires(Scope.PROFILES_WRITE)),
+    ctx: AccountsContext = Depends(_ctx),
     db: Database = Depends(_db),
 ) -> Response:
+    """Delete a profile; devices switched into it must sign in again."""
     async with db.transaction() as db_session:
-        await profiles.delete_profile(
-            db_session=db_session, member_id=uuid.UUID(principal.subject), profile_id=profile_id
+        ended = await profiles.delete_profile(
+            db_session=db_session,
+            member_id=uuid.UUID(principal.subject),
+            profile_id=profile_id,
+            now=ctx.clock.now(),
         )
+    for session in ended:
+        await service.announce_revocation(ctx, session, reason="profile_deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -237,9 +226,17 @@ async def select_profile(
     ctx: AccountsContext = Depends(_ctx),
     db: Database = Depends(_db),
 ) -> TokenOut:
-    """Switch into a profile (PIN-checked); returns an access token bound to it."""
+    """Switch into a profile; returns an access token bound to it.
+
+    A locked profile needs its PIN; leaving a kids profile for an unlocked one needs the
+    account password."""
     return await profiles.select_profile(
-        db=db, ctx=ctx, principal=principal, profile_id=profile_id, pin=data.pin if data else None
+        db=db,
+        ctx=ctx,
+        principal=principal,
+        profile_id=profile_id,
+        pin=data.pin if data else None,
+        password=data.password if data else None,
     )
 
 

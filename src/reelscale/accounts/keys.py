@@ -16,12 +16,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelscale.accounts.models import SigningKey
 from reelscale.core.clock import Clock
 from reelscale.core.identity import ALGORITHM
+
+_KEYS_LOCK = 0x5EE15CA1F
 
 
 class KeyRing:
@@ -48,10 +50,6 @@ class KeyRing:
         return ready[-1] if ready else self._candidates[0]
 
     @property
-    def signing_kid(self) -> str:
-        return self._signer()[1]
-
-    @property
     def newest_key_age_s(self) -> float:
         if not self._candidates:
             return 0.0
@@ -59,6 +57,11 @@ class KeyRing:
 
     async def load(self, *, db_session: AsyncSession) -> None:
         """Read the keys in force; create the first one if there is none."""
+        if db_session.get_bind().dialect.name == "postgresql":
+            # Replicas starting together on a new database must agree on one first key.
+            await db_session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEYS_LOCK}
+            )
         now = self._clock.now()
         rows = list(
             (

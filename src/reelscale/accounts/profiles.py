@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,9 +56,13 @@ async def create_profile(
     ctx: AccountsContext,
     member_id: uuid.UUID,
     data: ProfileIn,
+    pin_hash: str | None,
     profile_id: uuid.UUID | None = None,
 ) -> Profile:
-    """Add a profile; the sixth is a Conflict, even when several are created at once."""
+    """Add a profile; the sixth is a Conflict, even when several are created at once.
+
+    The PIN is hashed by the caller, before the transaction: argon2 is slow, and a write
+    transaction on SQLite holds the one writer connection."""
     claimed = await db_session.execute(
         update(Member)
         .where(Member.id == member_id, Member.profile_count < MAX_PROFILES)
@@ -73,7 +78,7 @@ async def create_profile(
         name=data.name,
         is_kids=data.is_kids,
         max_maturity=_ceiling(data.is_kids, data.max_maturity),
-        pin_hash=await ctx.hasher.hash(data.pin) if data.pin else None,
+        pin_hash=pin_hash,
         language=data.language,
         avatar=data.avatar,
         created_at=ctx.clock.now(),
@@ -86,20 +91,18 @@ async def create_profile(
 async def update_profile(
     *,
     db_session: AsyncSession,
-    ctx: AccountsContext,
     member_id: uuid.UUID,
     profile_id: uuid.UUID,
     data: ProfileUpdate,
+    pin_hash: str | None,
 ) -> Profile:
     profile = await get_profile(db_session=db_session, member_id=member_id, profile_id=profile_id)
-    if data.pin is not None and data.remove_pin:
-        raise BadRequest("give either a new pin or remove_pin, not both")
     if data.name is not None:
         profile.name = data.name
     if data.max_maturity is not None:
         profile.max_maturity = _ceiling(profile.is_kids, data.max_maturity)
     if data.pin is not None:
-        profile.pin_hash = await ctx.hasher.hash(data.pin)
+        profile.pin_hash = pin_hash
     if data.remove_pin:
         profile.pin_hash = None
     if data.language is not None:
@@ -111,13 +114,69 @@ async def update_profile(
 
 
 async def delete_profile(
-    *, db_session: AsyncSession, member_id: uuid.UUID, profile_id: uuid.UUID
-) -> None:
+    *, db_session: AsyncSession, member_id: uuid.UUID, profile_id: uuid.UUID, now: datetime
+) -> list[LoginSession]:
+    """Delete a profile and end the sessions switched into it; returns those sessions.
+
+    A device left on a deleted (say, kids) profile must sign in again rather than fall
+    back to an account-wide token."""
     profile = await get_profile(db_session=db_session, member_id=member_id, profile_id=profile_id)
+    bound = list(
+        await db_session.scalars(
+            select(LoginSession).where(
+                LoginSession.profile_id == profile_id, LoginSession.revoked_at.is_(None)
+            )
+        )
+    )
+    for session in bound:
+        session.revoked_at = now
+        session.revoked_reason = "profile_deleted"
     await db_session.delete(profile)
     await db_session.execute(
         update(Member).where(Member.id == member_id).values(profile_count=Member.profile_count - 1)
     )
+    return bound
+
+
+async def add_profile(
+    *, db: Database, ctx: AccountsContext, member_id: uuid.UUID, data: ProfileIn
+) -> Profile:
+    pin_hash = await ctx.hasher.hash(data.pin) if data.pin else None
+    async with db.transaction() as db_session:
+        return await create_profile(
+            db_session=db_session, ctx=ctx, member_id=member_id, data=data, pin_hash=pin_hash
+        )
+
+
+async def change_profile(
+    *,
+    db: Database,
+    ctx: AccountsContext,
+    principal: Principal,
+    profile_id: uuid.UUID,
+    data: ProfileUpdate,
+) -> Profile:
+    """Update a profile. Setting, changing or removing a PIN needs the account password:
+    a profile lock is a parental control, not something any profile may undo."""
+    member_id = uuid.UUID(principal.subject)
+    if data.pin is not None and data.remove_pin:
+        raise BadRequest("give either a new pin or remove_pin, not both")
+    pin_hash = None
+    if data.pin is not None or data.remove_pin:
+        if data.password is None:
+            raise Forbidden(
+                "changing a profile lock needs the account password", password_required=True
+            )
+        await _confirm_password(db=db, ctx=ctx, member_id=member_id, password=data.password)
+        pin_hash = await ctx.hasher.hash(data.pin) if data.pin else None
+    async with db.transaction() as db_session:
+        return await update_profile(
+            db_session=db_session,
+            member_id=member_id,
+            profile_id=profile_id,
+            data=data,
+            pin_hash=pin_hash,
+        )
 
 
 async def select_profile(
@@ -127,8 +186,13 @@ async def select_profile(
     principal: Principal,
     profile_id: uuid.UUID,
     pin: str | None,
+    password: str | None,
 ) -> TokenOut:
-    """Switch the session into a profile and mint a token bound to it (PIN-checked)."""
+    """Switch the session into a profile and mint a token bound to it.
+
+    A locked profile needs its PIN. Leaving a kids profile for one that is not a kids
+    profile needs that profile's PIN or, if it has none, the account password: otherwise a
+    child could step out of their maturity ceiling with a tap."""
     if principal.session_id is None:
         raise Forbidden("only a signed-in session can switch profiles")
     member_id = uuid.UUID(principal.subject)
@@ -136,23 +200,25 @@ async def select_profile(
         profile = await get_profile(
             db_session=db_session, member_id=member_id, profile_id=profile_id
         )
+    leaving_kids = principal.is_kids and not profile.is_kids
     if profile.pin_hash is not None:
         if pin is None:
             raise Forbidden("this profile is locked with a PIN", pin_required=True)
-        async with db.transaction() as db_session:
-            reservation = await ctx.throttle.reserve_pin(
-                db_session=db_session, profile_id=profile_id
+        await _check_secret(
+            db=db,
+            ctx=ctx,
+            key=f"pin:{profile_id.hex}",
+            hashed=profile.pin_hash,
+            secret=pin,
+            subject=principal.subject,
+            what="PIN",
+        )
+    elif leaving_kids:
+        if password is None:
+            raise Forbidden(
+                "leaving a kids profile needs the account password", password_required=True
             )
-        if not await ctx.hasher.verify(profile.pin_hash, pin):
-            await ctx.events.emit(
-                source=SOURCE,
-                type="auth.pin.failed",
-                subject=principal.subject,
-                data={"profile_id": str(profile_id)},
-            )
-            raise Forbidden("wrong PIN", pin_required=True)
-        async with db.transaction() as db_session:
-            await ctx.throttle.forgive(db_session=db_session, reservation=reservation)
+        await _confirm_password(db=db, ctx=ctx, member_id=member_id, password=password)
 
     async with db.transaction() as db_session:
         session = await db_session.get(LoginSession, uuid.UUID(principal.session_id))
@@ -173,6 +239,49 @@ async def select_profile(
         data={"profile_id": str(profile_id), "session_id": principal.session_id},
     )
     return tokens
+
+
+async def _confirm_password(
+    *, db: Database, ctx: AccountsContext, member_id: uuid.UUID, password: str
+) -> None:
+    async with db.session() as db_session:
+        member = await db_session.get(Member, member_id)
+    if member is None:
+        raise Unauthorized("this account no longer exists")
+    await _check_secret(
+        db=db,
+        ctx=ctx,
+        key=f"pw:{member_id.hex}",
+        hashed=member.password_hash,
+        secret=password,
+        subject=str(member_id),
+        what="password",
+    )
+
+
+async def _check_secret(
+    *,
+    db: Database,
+    ctx: AccountsContext,
+    key: str,
+    hashed: str,
+    secret: str,
+    subject: str,
+    what: str,
+) -> None:
+    """Check a PIN or re-entered password under the guessing throttle."""
+    async with db.transaction() as db_session:
+        reservation = await ctx.throttle.reserve_secret(db_session=db_session, key=key)
+    if not await ctx.hasher.verify(hashed, secret):
+        await ctx.events.emit(
+            source=SOURCE,
+            type="auth.pin.failed" if what == "PIN" else "auth.password.failed",
+            subject=subject,
+            data={"key": key.split(":", 1)[0]},
+        )
+        raise Forbidden(f"wrong {what}", **{f"{what.lower()}_required": True})
+    async with db.transaction() as db_session:
+        await ctx.throttle.forgive(db_session=db_session, reservation=reservation)
 
 
 def _ceiling(is_kids: bool, requested: int | None) -> int:

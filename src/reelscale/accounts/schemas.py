@@ -10,22 +10,16 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from reelscale.accounts.roles import Role
 from reelscale.core.maturity import ADULT_LEVEL
+from reelscale.core.types import NO_CONTROLS, Input, Language
 
 # Printable text without control characters; names are shown to people, not used as paths.
 Name = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NO_CONTROLS),
 ]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 Avatar = Literal["red", "blue", "green", "yellow", "purple", "teal", "orange", "pink"]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
 
 
 class SignupIn(Input):
@@ -53,6 +47,13 @@ class LoginIn(Input):
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @field_validator("scope")
+    @classmethod
+    def _some_scope(cls, value: str | None) -> str | None:
+        if value is not None and not value.split():
+            raise ValueError("name at least one scope, or leave scope out for all")
+        return value
 
 
 class RefreshIn(Input):
@@ -95,6 +96,9 @@ class ProfileIn(Input):
 
 class ProfileUpdate(Input):
     name: Name | None = None
+    password: str | None = Field(
+        default=None, max_length=256, description="Required to set, change or remove a PIN."
+    )
     max_maturity: int | None = Field(default=None, ge=0, le=ADULT_LEVEL)
     pin: Pin | None = None
     remove_pin: bool = False
@@ -117,6 +121,11 @@ class ProfileOut(BaseModel):
 
 class SelectProfileIn(Input):
     pin: Pin | None = None
+    password: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Required to leave a kids profile for an unlocked adult profile.",
+    )
 
 
 class RoleIn(Input):

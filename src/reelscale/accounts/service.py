@@ -28,16 +28,22 @@ from reelscale.core.identity import Principal
 log = logging.getLogger("reelscale.accounts")
 
 
-async def signup(*, db_session: AsyncSession, ctx: AccountsContext, data: SignupIn) -> Member:
+async def signup(*, db: Database, ctx: AccountsContext, data: SignupIn) -> Member:
     """Create a member with the `member` role."""
-    return await create_member(
-        db_session=db_session,
-        ctx=ctx,
-        email=data.email,
-        password=data.password,
-        display_name=data.display_name or data.email.split("@", 1)[0][:50],
-        role=Role.MEMBER,
-    )
+    # Hash before the transaction: argon2 is slow, and on SQLite a write transaction holds
+    # the single writer connection that every other write is queued behind.
+    password_hash = await ctx.hasher.hash(data.password)
+    async with db.transaction() as db_session:
+        member = await create_member(
+            db_session=db_session,
+            ctx=ctx,
+            email=data.email,
+            password_hash=password_hash,
+            display_name=data.display_name or data.email.split("@", 1)[0][:50],
+            role=Role.MEMBER,
+        )
+    await _emit(ctx, "auth.signup", subject=str(member.id), data={})
+    return member
 
 
 async def create_member(
@@ -45,7 +51,7 @@ async def create_member(
     db_session: AsyncSession,
     ctx: AccountsContext,
     email: str,
-    password: str,
+    password_hash: str,
     display_name: str,
     role: Role,
     plan: str = "standard",
@@ -58,7 +64,7 @@ async def create_member(
     member = Member(
         id=member_id or uuid.uuid4(),
         email=email,
-        password_hash=await ctx.hasher.hash(password),
+        password_hash=password_hash,
         display_name=display_name,
         role=role.value,
         plan=plan,
@@ -87,7 +93,6 @@ async def login(
     async with db.session() as db_session:
         member = await db_session.scalar(select(Member).where(Member.email == data.email))
     device_id = ctx.throttle.trusted_device(data.device_token, member.id if member else None)
-    requested = _requested_scopes(data.scope, member)
 
     async with db.transaction() as db_session:
         reservation = await ctx.throttle.reserve_login(
@@ -111,6 +116,13 @@ async def login(
         )
         raise Unauthorized("wrong email or password")
 
+    # Only now, with the password proven, may the answer depend on the account's role.
+    try:
+        requested = _requested_scopes(data.scope, member)
+    except BadRequest:
+        async with db.transaction() as db_session:
+            await ctx.throttle.forgive(db_session=db_session, reservation=reservation)
+        raise
     now = ctx.clock.now()
     async with db.transaction() as db_session:
         await ctx.throttle.forgive(db_session=db_session, reservation=reservation)
@@ -136,12 +148,12 @@ async def login(
     return tokens
 
 
-def _requested_scopes(scope: str | None, member: Member | None) -> set[str]:
-    allowed = {s.value for s in scopes_for(Role(member.role))} if member else set()
+def _requested_scopes(scope: str | None, member: Member) -> set[str]:
+    allowed = {s.value for s in scopes_for(Role(member.role))}
     if scope is None:
         return allowed
     asked = set(scope.split())
-    if member is not None and not asked <= allowed:
+    if not asked <= allowed:
         raise BadRequest(f"scopes not granted to this account: {' '.join(sorted(asked - allowed))}")
     return asked
 
@@ -153,6 +165,7 @@ async def refresh(
     now = ctx.clock.now()
     token_hash = hash_refresh_token(refresh_token)
     reused: LoginSession | None = None
+    ended: LoginSession | None = None
     async with db.transaction() as db_session:
         row = await db_session.get(RefreshToken, token_hash)
         session = await db_session.get(LoginSession, row.session_id) if row else None
@@ -173,7 +186,18 @@ async def refresh(
             profile = (
                 await db_session.get(Profile, session.profile_id) if session.profile_id else None
             )
-            tokens = token_pair(ctx, db_session, member=member, session=session, profile=profile)
+            if session.profile_id is not None and profile is None:
+                # Never fall back to an account-wide token for a device left on a deleted
+                # (say, kids) profile.
+                _revoke(session, now, reason="profile_deleted")
+                ended = session
+            else:
+                tokens = token_pair(
+                    ctx, db_session, member=member, session=session, profile=profile
+                )
+    if ended is not None:
+        await announce_revocation(ctx, ended, reason="profile_deleted")
+        raise Unauthorized("the profile of this session was deleted; sign in again")
     if reused is not None:
         await _emit(
             ctx,
@@ -181,7 +205,7 @@ async def refresh(
             subject=str(reused.member_id),
             data={"session_id": str(reused.id), "client_address": client_address},
         )
-        await _session_revoked(ctx, reused, reason="refresh_reuse")
+        await announce_revocation(ctx, reused, reason="refresh_reuse")
         raise Unauthorized("this refresh token was already used; the session is revoked")
     await _emit(
         ctx,
@@ -214,7 +238,7 @@ async def logout(
                 _revoke(session, now, reason="logout")
                 ended.append(session)
     for session in ended:
-        await _session_revoked(ctx, session, reason="logout")
+        await announce_revocation(ctx, session, reason="logout")
 
 
 async def set_role(*, db_session: AsyncSession, member_id: uuid.UUID, role: Role) -> Member:
@@ -235,7 +259,7 @@ def _revoke(session: LoginSession, now: Any, *, reason: str) -> None:
     session.revoked_reason = reason
 
 
-async def _session_revoked(ctx: AccountsContext, session: LoginSession, *, reason: str) -> None:
+async def announce_revocation(ctx: AccountsContext, session: LoginSession, *, reason: str) -> None:
     # Tokens of the session stay refused until the last one it could have minted expires.
     until = ctx.clock.now() + timedelta(seconds=ctx.settings.access_token_ttl_s + 60)
     await _emit(

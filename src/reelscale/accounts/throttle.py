@@ -85,7 +85,7 @@ class LoginThrottle:
         now = self.clock.now()
         account_key = f"acct:{email}"
         address_key = f"addr:{client_address}"
-        await _serialise(db_session, account_key)
+        await _serialise(db_session, account_key, address_key)
 
         times = await _failures(db_session, address_key, now - HOUR)
         if len(times) >= self.settings.login_failures_per_address_hour:
@@ -127,14 +127,14 @@ class LoginThrottle:
         return float(min(2**over, self.settings.login_backoff_max_s))
 
     # ------------------------------------------------------------------ PINs
-    async def reserve_pin(self, *, db_session: AsyncSession, profile_id: uuid.UUID) -> Reservation:
+    async def reserve_secret(self, *, db_session: AsyncSession, key: str) -> Reservation:
+        """Reserve one guess at a PIN or re-entered password, `key` naming what is guessed."""
         now = self.clock.now()
-        key = f"pin:{profile_id.hex}"
         await _serialise(db_session, key)
         window = timedelta(seconds=self.settings.pin_window_s)
         times = await _failures(db_session, key, now - window)
         if len(times) >= self.settings.pin_failures_per_window:
-            raise _too_many("too many wrong PINs for this profile", times[0] + window - now)
+            raise _too_many("too many wrong guesses; wait and retry", times[0] + window - now)
         row = FailedAttempt(key=key, at=now)
         db_session.add(row)
         await db_session.flush()
@@ -150,13 +150,14 @@ class LoginThrottle:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _serialise(db_session: AsyncSession, key: str) -> None:
+async def _serialise(db_session: AsyncSession, *keys: str) -> None:
     # SQLite write transactions already run one at a time (BEGIN IMMEDIATE); PostgreSQL
-    # needs a lock per key so that check-then-reserve is atomic.
+    # needs a lock per key so that check-then-reserve is atomic. Sorted: no deadlocks.
     if db_session.get_bind().dialect.name == "postgresql":
-        await db_session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
+        for key in sorted(set(keys)):
+            await db_session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
 
 
 async def _failures(db_session: AsyncSession, key: str, since: datetime) -> Sequence[datetime]:

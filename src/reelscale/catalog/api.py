@@ -14,7 +14,6 @@ from reelscale.catalog.runtime import SOURCE, CatalogRuntime
 from reelscale.catalog.schemas import (
     GenreCount,
     Kind,
-    Language,
     SearchHit,
     SeasonIn,
     TitleIn,
@@ -26,16 +25,12 @@ from reelscale.catalog.service import Viewer
 from reelscale.core.auth import requires
 from reelscale.core.errors import NotFound
 from reelscale.core.identity import Principal, Scope
+from reelscale.core.problems import STANDARD_RESPONSES
+from reelscale.core.types import Language
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid or expired credentials"},
-    403: {"description": "Not allowed"},
-    404: {"description": "Not found, or not for this profile"},
-    409: {"description": "Conflict"},
-    422: {"description": "Invalid body or parameters"},
-}
+PROBLEMS = STANDARD_RESPONSES
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=100_000)]
@@ -135,10 +130,18 @@ async def artwork(
 ) -> Response:
     """Generated poster or backdrop art. Public, like images on a CDN."""
     async with runtime.platform.db.session() as db_session:
-        title = await service.get_title(db_session=db_session, title_id=title_id)
-        svg = render_artwork(title, kind)
+        svg = render_artwork(
+            await service.get_artwork_facts(db_session=db_session, title_id=title_id), kind
+        )
     return Response(
-        svg, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+        svg,
+        media_type="image/svg+xml",
+        headers={
+            "Cache-Control": "public, max-age=86400",
+            # An SVG is a document: never let one run script on our origin.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

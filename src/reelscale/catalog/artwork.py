@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from typing import Literal
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from reelscale.catalog.models import Title
 
@@ -44,7 +44,7 @@ def render(title: Title, kind: ArtworkKind) -> str:
     meta_y = first_y + len(lines) * size * 1.1 + 10
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title.name)}">'
+        f'viewBox="0 0 {width} {height}" role="img" aria-label={quoteattr(title.name)}>'
         f'<defs><linearGradient id="g" x1="0" y1="0" x2="0.3" y2="1">'
         f'<stop offset="0" stop-color="{top}"/><stop offset="1" stop-color="{bottom}"/>'
         f"</linearGradient></defs>"

@@ -14,8 +14,10 @@ class InProcessCatalog:
         self._runtime = runtime
 
     async def title_summary(self, title_id: uuid.UUID) -> TitleSummary:
+        # The same rule the HTTP route applies to a caller without catalog:write.
+        viewer = service.Viewer(now=self._runtime.platform.clock.now())
         async with self._runtime.platform.db.session() as db_session:
-            title = await service.get_title(db_session=db_session, title_id=title_id)
+            title = await service.get_title(db_session=db_session, title_id=title_id, viewer=viewer)
             return TitleSummary.model_validate(title, from_attributes=True)
 
     async def aclose(self) -> None:

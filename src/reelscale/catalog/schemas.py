@@ -6,24 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from reelscale.core.maturity import Rating
+from reelscale.core.types import NO_CONTROLS, NO_CONTROLS_MULTILINE, Input, Language
 
 Text = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROLS),
 ]
-LongText = Annotated[
-    str, StringConstraints(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")
-]
+LongText = Annotated[str, StringConstraints(max_length=4000, pattern=NO_CONTROLS_MULTILINE)]
 PersonName = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=NO_CONTROLS),
 ]
 GenreName = Annotated[
     str,
@@ -31,7 +26,6 @@ GenreName = Annotated[
         strip_whitespace=True, min_length=1, max_length=60, pattern=r"^[\w][\w &'\-]*$"
     ),
 ]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 ArtworkUrl = Annotated[
     str, StringConstraints(max_length=500, pattern=r"^(https?://|/)[^\s<>\"']+$")
 ]
@@ -39,10 +33,6 @@ Kind = Literal["movie", "series"]
 CreditRole = Literal["actor", "director", "writer", "creator", "producer"]
 Year = Annotated[int, Field(ge=1870, le=2100)]
 Minutes = Annotated[int, Field(ge=1, le=1440)]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreditIn(Input):
@@ -153,8 +143,12 @@ class TitleUpdate(Input):
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
     for moment in (start, end):
-        if moment is not None and moment.tzinfo is None:
+        if moment is None:
+            continue
+        if moment.tzinfo is None:
             raise ValueError("availability times need a timezone, e.g. 2026-01-01T00:00:00Z")
+        if not 1900 <= moment.year <= 2200:  # also keeps UTC conversion from overflowing
+            raise ValueError("availability times must fall between the years 1900 and 2200")
     if start is not None and end is not None and end <= start:
         raise ValueError("available_until must come after available_from")
 

@@ -46,10 +46,11 @@ from reelscale.catalog.schemas import (
     TitleUpdate,
 )
 from reelscale.catalog.search import SearchIndex
-from reelscale.core.errors import Conflict, NotFound
+from reelscale.core.errors import Conflict, NotFound, Unprocessable
 from reelscale.core.maturity import level_of
 
 CREW_ROLES = {"director", "writer", "creator", "producer"}
+SLUG_MAX = 60  # the width of catalog_genres.slug
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,12 @@ class Viewer:
 def slugify(name: str) -> str:
     """A URL-safe key for a genre, keeping letters of any script ("Драма" -> "драма")."""
     slug = re.sub(r"[\W_]+", "-", name.casefold()).strip("-")
-    # Names of only punctuation still need a key of their own.
-    return slug or "g-" + hashlib.sha256(name.encode()).hexdigest()[:10]
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    if not slug:  # names of only punctuation still need a key of their own
+        return f"g-{digest}"
+    if len(slug) > SLUG_MAX:  # casefolding can lengthen a name ("ß" -> "ss")
+        return f"{slug[: SLUG_MAX - 11]}-{digest}"
+    return slug
 
 
 def _full_title() -> Select[Title]:
@@ -169,7 +174,7 @@ async def update_title(
         and title.available_until
         and title.available_until <= title.available_from
     ):
-        raise Conflict("available_until must come after available_from")
+        raise Unprocessable("available_until must come after available_from")
     title.updated_at = now
     await _flush(db_session, "the update clashes with existing data")
     await bump_revision(db_session)
@@ -217,8 +222,9 @@ async def _genres(db_session: AsyncSession, names: Sequence[str]) -> list[Genre]
         wanted.setdefault(slugify(name), name)
     if not wanted:
         return []
+    # Sorted, so concurrent writers take row locks in one order and cannot deadlock.
     await _insert_missing(
-        db_session, Genre, [{"slug": slug, "name": name} for slug, name in wanted.items()]
+        db_session, Genre, [{"slug": slug, "name": wanted[slug]} for slug in sorted(wanted)]
     )
     found = {
         genre.slug: genre
@@ -231,7 +237,9 @@ async def _credits(db_session: AsyncSession, credits: Sequence[CreditIn]) -> lis
     names = list(dict.fromkeys(credit.name for credit in credits))
     if not names:
         return []
-    await _insert_missing(db_session, Person, [{"id": uuid.uuid4(), "name": n} for n in names])
+    await _insert_missing(
+        db_session, Person, [{"id": uuid.uuid4(), "name": n} for n in sorted(names)]
+    )
     people = {
         person.name: person
         for person in await db_session.scalars(select(Person).where(Person.name.in_(names)))
@@ -358,6 +366,16 @@ async def search(
         if m.title_id in visible
     ]
     return hits[:limit]
+
+
+async def get_artwork_facts(*, db_session: AsyncSession, title_id: uuid.UUID) -> Title:
+    """A title with just what its artwork shows (no seasons, credits or languages)."""
+    title = await db_session.scalar(
+        select(Title).options(selectinload(Title.genres)).where(Title.id == title_id)
+    )
+    if title is None:
+        raise NotFound("no such title")
+    return title
 
 
 async def genre_exists(*, db_session: AsyncSession, slug: str) -> bool:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reelscale.core.errors import problem
+from reelscale.core.problems import problem
 
 router = APIRouter(tags=["operations"])
 

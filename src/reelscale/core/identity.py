@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +20,10 @@ import jwt
 from jwt.algorithms import OKPAlgorithm
 
 from reelscale.core.clock import Clock
-from reelscale.core.errors import Forbidden, Unauthorized
+from reelscale.core.errors import Forbidden, PlatformError, Unauthorized
 
 ALGORITHM = "EdDSA"
+log = logging.getLogger("reelscale.identity")
 
 
 class Scope(StrEnum):
@@ -91,6 +93,7 @@ class TokenVerifier:
         clock: Clock,
         leeway_s: int = 5,
         refetch_interval_s: float = 10.0,
+        max_key_age_s: float = 300.0,
     ) -> None:
         self._fetch_jwks = fetch_jwks
         self.issuer = issuer
@@ -98,27 +101,39 @@ class TokenVerifier:
         self.clock = clock
         self.leeway_s = leeway_s
         self.refetch_interval_s = refetch_interval_s
+        self.max_key_age_s = max_key_age_s
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
         self._revoked_sessions: dict[str, datetime] = {}
 
     async def _key(self, kid: str) -> Any:
-        if kid in self._keys:
+        now = self.clock.monotonic()
+        age = None if self._fetched_at is None else now - self._fetched_at
+        # Known keys are trusted for max_key_age_s, then the set is fetched again, so a key
+        # withdrawn from the JWKS (an emergency rotation) stops verifying within minutes.
+        if kid in self._keys and age is not None and age < self.max_key_age_s:
             return self._keys[kid]
-        async with self._lock:
-            now = self.clock.monotonic()
-            # An unknown kid triggers a refetch (keys rotate), but at most once per interval,
-            # so a flood of forged kids cannot hammer the key source.
-            stale = self._fetched_at is None or now - self._fetched_at >= self.refetch_interval_s
-            if kid not in self._keys and stale:
-                jwks = await self._fetch_jwks()
-                self._keys = {
-                    str(jwk["kid"]): OKPAlgorithm.from_jwk(json.dumps(jwk))
-                    for jwk in jwks.get("keys", [])
-                    if jwk.get("kid")
-                }
-                self._fetched_at = now
+        # An unknown kid triggers a refetch (keys rotate), but at most once per interval,
+        # failed fetches included, so a flood of forged kids cannot hammer the key source.
+        if age is None or age >= self.refetch_interval_s or kid in self._keys:
+            async with self._lock:
+                if self._fetched_at is None or self._fetched_at <= now - min(
+                    self.refetch_interval_s, self.max_key_age_s
+                ):
+                    self._fetched_at = now
+                    try:
+                        jwks = await self._fetch_jwks()
+                    except PlatformError:
+                        if kid in self._keys:  # key source down: keep trusting what we had
+                            log.warning("JWKS refresh failed; using cached keys")
+                            return self._keys[kid]
+                        raise
+                    self._keys = {
+                        str(jwk["kid"]): OKPAlgorithm.from_jwk(json.dumps(jwk))
+                        for jwk in jwks.get("keys", [])
+                        if jwk.get("kid")
+                    }
         if kid not in self._keys:
             raise Unauthorized("the token was signed with an unknown key")
         return self._keys[kid]

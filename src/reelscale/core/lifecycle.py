@@ -129,10 +129,6 @@ class Supervisor:
         self._services.append(service)
         return service
 
-    @property
-    def services(self) -> list[Service]:
-        return list(self._services)
-
     def _order(self) -> list[Service]:
         ordered: list[Service] = []
         visiting: set[int] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -9,11 +10,14 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelscale.core.errors import problem
 from reelscale.core.logging import bind_request_id, reset_request_id
 from reelscale.core.metrics import Metrics
+from reelscale.core.problems import problem
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Metric labels must stay few: any other method is counted as OTHER.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+log = logging.getLogger("reelscale.http")
 
 
 class RequestContextMiddleware:
@@ -43,12 +47,26 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        started_response = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Answer here, while the request id is still bound, so the 500 and its log line
+            # carry it. Nothing is re-raised: the response is the report.
+            log.exception("unhandled error", extra={"path": scope.get("path")})
+            if started_response:
+                return
+            await problem(500, detail="An unexpected error occurred.")(scope, receive, send_with_id)
         finally:
             self.metrics.http_in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.http_requests.labels(route, method, str(status)).inc()
             self.metrics.http_latency.labels(route, method).observe(time.perf_counter() - started)
             reset_request_id(token)

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ACCESS_TOKEN_TTL_CEILING_S = 900  # zero trust: an access token never lives past 15 minutes
+OWASP_ARGON2_MIN_KIB = 19 * 1024
 
 
 def default_data_dir() -> Path:
@@ -30,13 +31,9 @@ class Settings(BaseSettings):
 
     # Backends, each a URL. None means the embedded default under data_dir.
     database_url: str | None = None
-    stream_url: str | None = None
-    blob_url: str | None = None
-    redis_url: str | None = None
 
     # Where the other services live when this process does not run them. None: in process.
     accounts_url: str | None = None
-    catalog_url: str | None = None
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -81,6 +78,10 @@ class Settings(BaseSettings):
             raise ValueError("REELSCALE_SECRET_KEY must be set when REELSCALE_ENV=production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("REELSCALE_SECRET_KEY must be at least 32 characters")
+        if self.env == "production" and (
+            self.argon2_memory_kib < OWASP_ARGON2_MIN_KIB or self.argon2_time_cost < 2
+        ):
+            raise ValueError("argon2 below OWASP's floor (19 MiB, t=2) is refused in production")
         return self
 
     @property

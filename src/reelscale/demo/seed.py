@@ -229,13 +229,21 @@ async def _seed_members(app: object) -> int:
         "editor@example.com": Role.EDITOR,
         "admin@example.com": Role.ADMIN,
     }
+    # Hash first: argon2 is slow and must not hold the write transaction open.
+    password_hashes = {email: await ctx.hasher.hash(pw) for email, pw, _ in CREDENTIALS}
+    pin_hashes = {
+        (email, p.name): await ctx.hasher.hash(p.pin)
+        for email, profiles in households.items()
+        for p in profiles
+        if p.pin
+    }
     async with platform.db.transaction() as db_session:
-        for n, (email, password, _what) in enumerate(CREDENTIALS):
+        for n, (email, _password, _what) in enumerate(CREDENTIALS):
             member = await accounts_service.create_member(
                 db_session=db_session,
                 ctx=ctx,
                 email=email,
-                password=password,
+                password_hash=password_hashes[email],
                 display_name=email.split("@")[0].title(),
                 role=roles[email],
                 plan="premium",
@@ -247,6 +255,7 @@ async def _seed_members(app: object) -> int:
                     ctx=ctx,
                     member_id=member.id,
                     data=profile,
+                    pin_hash=pin_hashes.get((email, profile.name)),
                     profile_id=demo_id(f"profile-{n}", p),
                 )
     return len(CREDENTIALS)
