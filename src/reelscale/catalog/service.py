@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -349,7 +350,8 @@ async def search(
 ) -> list[SearchHit]:
     """Typo-tolerant search, limited to what the viewer may see."""
     await index.refresh(db_session)
-    matches = index.query(text)
+    # Fuzzy scoring is CPU work over the whole corpus: keep it off the event loop.
+    matches = await asyncio.to_thread(index.query, text)
     if not matches:
         return []
     query = viewer.filter(
