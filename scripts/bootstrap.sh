@@ -37,4 +37,24 @@ bootstrap() {
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
     touch "$stamp"
   fi
+  vendor_web
+}
+
+# The web UI serves hls.js itself (no CDN at run time); npm fetches and copies it.
+vendor_web() {
+  local target=src/reelscale/web/static/vendor/hls.min.js
+  if [ -f "$target" ] && [ "$target" -nt package.json ]; then
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    else
+      echo "The web UI needs Node.js and npm once, to fetch hls.js: run 'sudo apt-get install nodejs npm' and retry." >&2
+      exit 1
+    fi
+  fi
+  echo "Fetching the web player (hls.js) with npm ..." >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  npm run -s vendor >/dev/null
 }

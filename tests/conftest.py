@@ -133,3 +133,10 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
         return make_settings(tmp_path, overrides.pop("database_url", None), **overrides)
 
     return build
+
+
+@pytest_asyncio.fixture
+async def sqlite_harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The app on SQLite only, for tests whose subject is not the database (ffmpeg work)."""
+    async with started(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")) as h:
+        yield h

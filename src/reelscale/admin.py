@@ -14,8 +14,15 @@ from reelscale.catalog.runtime import MIGRATIONS as CATALOG_MIGRATIONS
 from reelscale.core.db import Database
 from reelscale.core.migrations import MigrationSet, alembic_config, migrate
 from reelscale.core.settings import Settings
+from reelscale.media.runtime import MIGRATIONS as MEDIA_MIGRATIONS
+from reelscale.playback.runtime import MIGRATIONS as PLAYBACK_MIGRATIONS
 
-MIGRATION_SETS = {"accounts": ACCOUNTS_MIGRATIONS, "catalog": CATALOG_MIGRATIONS}
+MIGRATION_SETS = {
+    "accounts": ACCOUNTS_MIGRATIONS,
+    "catalog": CATALOG_MIGRATIONS,
+    "media": MEDIA_MIGRATIONS,
+    "playback": PLAYBACK_MIGRATIONS,
+}
 
 
 async def migrate_only(settings: Settings, roles: frozenset[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -21,22 +22,37 @@ from reelscale.accounts.inprocess import InProcessAccounts
 from reelscale.accounts.runtime import MIGRATIONS as ACCOUNTS_MIGRATIONS
 from reelscale.accounts.runtime import AccountsRuntime
 from reelscale.catalog.api import router as catalog_router
+from reelscale.catalog.client import Catalog, HttpCatalog
+from reelscale.catalog.inprocess import InProcessCatalog
 from reelscale.catalog.runtime import MIGRATIONS as CATALOG_MIGRATIONS
 from reelscale.catalog.runtime import CatalogRuntime
+from reelscale.core.auth import forward_bearer
 from reelscale.core.clock import Clock, SystemClock
 from reelscale.core.db import Database
 from reelscale.core.events import CloudEvent, EventHook
 from reelscale.core.health import router as health_router
 from reelscale.core.identity import TokenVerifier
-from reelscale.core.lifecycle import Service
+from reelscale.core.lifecycle import Service, Supervisor
 from reelscale.core.metrics import Metrics
 from reelscale.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from reelscale.core.migrations import MigrationSet, migrate
 from reelscale.core.platform import Platform
 from reelscale.core.problems import install_error_handlers
 from reelscale.core.settings import Settings
+from reelscale.media.api import router as media_router
+from reelscale.media.blob_url import blob_store_from_url
+from reelscale.media.blobs import BlobStore
+from reelscale.media.client import HttpMedia, Media
+from reelscale.media.inprocess import InProcessMedia
+from reelscale.media.runtime import CHUNK_MAX_BYTES, MediaRuntime
+from reelscale.media.runtime import MIGRATIONS as MEDIA_MIGRATIONS
+from reelscale.playback.api import router as playback_router
+from reelscale.playback.delivery import router as delivery_router
+from reelscale.playback.runtime import MIGRATIONS as PLAYBACK_MIGRATIONS
+from reelscale.playback.runtime import PlaybackRuntime
+from reelscale.web.routes import mount_web
 
-ROLES = ("accounts", "catalog")
+ROLES = ("accounts", "catalog", "media", "worker", "playback", "web")
 
 
 class RoleError(ValueError):
@@ -71,12 +87,28 @@ class Migrator(Service):
         await migrate(self.db, self.sets)
 
 
+class BlobService(Service):
+    """Opens the blob store on start and releases it on stop, for every role that uses it."""
+
+    name = "blobs"
+
+    def __init__(self, blobs: BlobStore) -> None:
+        super().__init__()
+        self.blobs = blobs
+
+    async def on_start(self) -> None:
+        await self.blobs.start()
+
+    async def on_stop(self) -> None:
+        await self.blobs.aclose()
+
+
 class ClientCloser(Service):
     """Closes a remote client's connection pool on shutdown."""
 
     name = "client"
 
-    def __init__(self, client: Accounts) -> None:
+    def __init__(self, client: Accounts | Catalog | Media) -> None:
         super().__init__()
         self.client = client
 
@@ -113,11 +145,14 @@ def create_app(
     )
     supervisor = platform.supervisor
     supervisor.add(db)
-    sets = [
-        s
-        for role, s in (("accounts", ACCOUNTS_MIGRATIONS), ("catalog", CATALOG_MIGRATIONS))
-        if role in chosen
-    ]
+    owners = {
+        "accounts": ACCOUNTS_MIGRATIONS,
+        "catalog": CATALOG_MIGRATIONS,
+        "media": MEDIA_MIGRATIONS,
+        "worker": MEDIA_MIGRATIONS,
+        "playback": PLAYBACK_MIGRATIONS,
+    }
+    sets = list({m.service: m for role, m in owners.items() if role in chosen}.values())
     migrator = supervisor.add(Migrator(db, sets), depends_on=[db])
 
     app = FastAPI(
@@ -144,23 +179,68 @@ def create_app(
         accounts.append(remote)
         supervisor.add(ClientCloser(remote))
 
+    catalog: Catalog | None = None
     if "catalog" in chosen:
         catalog_runtime = CatalogRuntime(platform)
         supervisor.add(catalog_runtime, depends_on=[migrator])
         app.state.catalog = catalog_runtime
         app.include_router(catalog_router)
+        catalog = InProcessCatalog(catalog_runtime)
+
+    blobs = blob_store_from_url(settings.blob_url, settings.data_dir)
+    blob_service = BlobService(blobs)
+    if chosen & {"media", "worker", "playback"}:
+        supervisor.add(blob_service)
+    media: Media | None = None
+    if chosen & {"media", "worker"}:
+        media_runtime = MediaRuntime(platform, blobs, workers="worker" in chosen)
+        supervisor.add(media_runtime, depends_on=[migrator, blob_service])
+        app.state.media = media_runtime
+        media = InProcessMedia(media_runtime)
+        if "media" in chosen:
+            app.include_router(media_router)
+
+    if "playback" in chosen:
+        catalog = catalog or _remote(supervisor, "catalog", settings.catalog_url, HttpCatalog)
+        media = media or _remote(supervisor, "media", settings.media_url, HttpMedia)
+        playback_runtime = PlaybackRuntime(platform, catalog=catalog, media=media, files=blobs)
+        supervisor.add(playback_runtime, depends_on=[migrator, blob_service])
+        app.state.playback = playback_runtime
+        app.include_router(playback_router)
+        app.include_router(delivery_router)
+
+    if "web" in chosen:
+        mount_web(app)
 
     events.subscribe(_revocations_to(platform.verifier), prefix="auth.session.revoked")
     app.include_router(health_router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    if "web" not in chosen:
+
+        @app.get("/", include_in_schema=False)
+        async def root() -> RedirectResponse:
+            return RedirectResponse("/docs")
 
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        overrides={"/v1/media/uploads/": CHUNK_MAX_BYTES},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+def _remote(supervisor: Supervisor, role: str, url: str | None, client: type) -> Any:
+    """The HTTP client for a role that runs elsewhere; it acts with the caller's token."""
+    if not url:
+        raise RoleError(
+            f"this process needs {role} but does not run it: set "
+            f"REELSCALE_{role.upper()}_URL to where it runs"
+        )
+    remote = client(url, token=forward_bearer)
+    supervisor.add(ClientCloser(remote))
+    return remote
 
 
 def _revocations_to(verifier: TokenVerifier):  # type: ignore[no-untyped-def]

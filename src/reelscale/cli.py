@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from reelscale.core.errors import PlatformError
 from reelscale.core.settings import Settings
+from reelscale.recs.cli import app as recs_app
 
 app = typer.Typer(
     help="reelscale: a self-hostable video-streaming platform.",
@@ -20,8 +22,15 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 members_app = typer.Typer(help="Members and roles.", no_args_is_help=True)
+deploy_app = typer.Typer(help="Configuration for scaled-out deployments.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks; each prints one JSON object as its last line.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(members_app, name="members")
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(bench_app, name="bench")
+app.add_typer(recs_app, name="recs")
 console = Console(stderr=True)
 
 RolesOpt = Annotated[
@@ -87,9 +96,14 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
     console.print(
         f"Seeded {created.titles} titles and {created.members} members."
         if created.titles
-        else "Demo data already present; reusing it."
+        else "Demo catalog and members already present; reusing them."
     )
-    console.print(f"\n[bold green]Open {settings.base_url}/docs[/bold green]\n")
+    console.print(
+        f"Transcoded {created.videos} demo videos."
+        if created.videos
+        else "Demo videos already transcoded; reusing them."
+    )
+    console.print(f"\n[bold green]Open {settings.base_url}/[/bold green]  (API: /docs)\n")
     for email, password, what in CREDENTIALS:
         console.print(f"  {what:<28} {email}  /  {password}")
     console.print("\nStop with Ctrl-C.\n")
@@ -131,6 +145,34 @@ def set_role(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{email} is now {role}")
+
+
+@deploy_app.command("nginx")
+def deploy_nginx(
+    out: Annotated[Path, typer.Option(help="Directory to write reelscale.conf and media_auth.js")],
+    listen: Annotated[int, typer.Option(help="Port nginx listens on")] = 80,
+    upstream: Annotated[str, typer.Option(help="host:port of the platform")] = "127.0.0.1:8000",
+) -> None:
+    """Write an nginx server block that serves media from disk and checks signed URLs."""
+    from reelscale.media.blob_url import blob_store_from_url
+    from reelscale.playback.nginx import write_nginx_bundle
+    from reelscale.playback.signing import media_key
+
+    settings = load_settings()
+    store = blob_store_from_url(settings.blob_url, settings.data_dir)
+    root = store.local_path("assets")
+    if root is None:
+        console.print("[red]nginx serves media from disk; with S3 storage use a CDN instead.[/red]")
+        raise typer.Exit(2)
+    config = write_nginx_bundle(
+        out,
+        listen_port=listen,
+        media_root=root.parent,
+        upstream=upstream,
+        media_key=media_key(settings.resolved_secret_key()),
+    )
+    console.print(f"wrote {config} (it holds the media key: keep it private)")
+    console.print("include it in nginx's http {} block, then: nginx -t && nginx -s reload")
 
 
 def main() -> None:

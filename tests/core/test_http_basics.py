@@ -42,7 +42,14 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
         assert (await h.client.get("/healthz")).json() == {"status": "ok"}
         ready = await h.client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["roles"] == ["accounts", "catalog"]
+        assert ready.json()["roles"] == [
+            "accounts",
+            "catalog",
+            "media",
+            "playback",
+            "web",
+            "worker",
+        ]
         await h.client.get("/v1/catalog/titles/not-a-uuid")
         text = (await h.client.get("/metrics")).text
         assert 'reelscale_http_requests_total{method="GET",route="/healthz",status="200"}' in text

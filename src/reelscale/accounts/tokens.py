@@ -43,6 +43,7 @@ def access_token(
         "jti": uuid.uuid4().hex,
         "sid": str(session.id),
         "roles": [member.role],
+        "plan": member.plan,
         "scope": " ".join(scopes),
     }
     if profile is not None:

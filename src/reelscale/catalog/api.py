@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
@@ -85,13 +85,23 @@ async def list_titles(
     genre: Annotated[str | None, Query(max_length=60, pattern=r"^[\w-]+$")] = None,
     kind: Kind | None = None,
     language: Annotated[Language | None, Query()] = None,
+    sort: Literal["popular", "new", "name"] = "popular",
     principal: Principal = Depends(reader),
     runtime: CatalogRuntime = Depends(_runtime),
 ) -> TitlePage:
-    """Titles, filtered by genre, kind and original language, most popular first."""
+    """Titles, filtered by genre, kind and original language; most popular first, newest
+    first, or by name."""
     async with runtime.platform.db.session() as db_session:
         return await _page(
-            db_session, runtime, principal, limit, offset, genre=genre, kind=kind, language=language
+            db_session,
+            runtime,
+            principal,
+            limit,
+            offset,
+            genre=genre,
+            kind=kind,
+            language=language,
+            sort=sort,
         )
 
 

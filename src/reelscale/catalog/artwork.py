@@ -42,6 +42,15 @@ def render(title: Title, kind: ArtworkKind) -> str:
     )
     genres = escape(" · ".join(g.name for g in title.genres[:3]))
     meta_y = first_y + len(lines) * size * 1.1 + 10
+    if kind == "backdrop":
+        # Backdrops sit behind the page's own title text: art only, no lettering.
+        text, meta = "", ""
+    else:
+        meta = (
+            f'<text x="{width * 0.08:.0f}" y="{meta_y:.0f}" font-size="{size * 0.42:.0f}" '
+            f'fill="#ddd" font-family="Helvetica, Arial, sans-serif">'
+            f"{title.release_year} · {escape(title.maturity_rating)} · {genres}</text>"
+        )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label={quoteattr(title.name)}>'
@@ -53,9 +62,6 @@ def render(title: Title, kind: ArtworkKind) -> str:
         f'fill="{accent}" opacity="0.18"/>'
         f'<rect x="{width * 0.08:.0f}" y="{height * 0.08:.0f}" width="6" height="{size}" '
         f'fill="#e50914"/>'
-        f"{text}"
-        f'<text x="{width * 0.08:.0f}" y="{meta_y:.0f}" font-size="{size * 0.42:.0f}" '
-        f'fill="#ddd" font-family="Helvetica, Arial, sans-serif">'
-        f"{title.release_year} · {escape(title.maturity_rating)} · {genres}</text>"
+        f"{text}{meta}"
         f"</svg>"
     )

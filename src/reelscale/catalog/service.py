@@ -302,10 +302,11 @@ async def list_titles(
     genre: str | None = None,
     kind: str | None = None,
     language: str | None = None,
+    sort: str = "popular",
     limit: int = 20,
     offset: int = 0,
 ) -> tuple[list[Title], int]:
-    """A page of titles, most popular first, and how many match in all."""
+    """A page of titles (most popular first, or newest, or by name) and how many match."""
     query = viewer.filter(select(Title))
     if genre is not None:
         query = query.where(
@@ -320,7 +321,12 @@ async def list_titles(
     if language is not None:
         query = query.where(Title.original_language == language)
     total = int(await db_session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    page = query.order_by(Title.popularity.desc(), Title.name, Title.id).limit(limit).offset(offset)
+    orders: dict[str, tuple[Any, ...]] = {
+        "popular": (Title.popularity.desc(), Title.name, Title.id),
+        "new": (Title.release_year.desc(), Title.popularity.desc(), Title.id),
+        "name": (Title.name, Title.id),
+    }
+    page = query.order_by(*orders[sort]).limit(limit).offset(offset)
     ids = list(await db_session.scalars(page.with_only_columns(Title.id)))
     if not ids:
         return [], total

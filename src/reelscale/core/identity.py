@@ -56,6 +56,7 @@ class Principal:
     profile_id: str | None = None
     max_maturity: int | None = None  # None: no ceiling
     is_kids: bool = False
+    plan: str | None = None
 
     def require(self, *scopes: Scope) -> None:
         missing = [s.value for s in scopes if s.value not in self.scopes]
@@ -75,6 +76,7 @@ class Principal:
             profile_id=profile.get("id"),
             max_maturity=profile.get("max_maturity"),
             is_kids=bool(profile.get("kids", False)),
+            plan=claims.get("plan"),
         )
 
 

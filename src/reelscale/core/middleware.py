@@ -73,16 +73,33 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length is declared."""
+    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length is declared.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `overrides` maps path prefixes to their own limits (upload chunks are far larger than
+    any JSON body); the longest matching prefix wins."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = next((m for prefix, m in self.overrides if path.startswith(prefix)), None)
+        await _LimitedRequest(self.app, limit or self.default_max)(scope, receive, send)
+
+
+class _LimitedRequest:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():

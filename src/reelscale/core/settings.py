@@ -31,9 +31,17 @@ class Settings(BaseSettings):
 
     # Backends, each a URL. None means the embedded default under data_dir.
     database_url: str | None = None
+    blob_url: str | None = None  # file:///dir or s3://bucket/prefix?endpoint=...
 
     # Where the other services live when this process does not run them. None: in process.
     accounts_url: str | None = None
+    catalog_url: str | None = None
+    media_url: str | None = None
+
+    # Media: transcodes at once per worker process, and how long a signed media URL lives
+    # (players renew it with every heartbeat).
+    transcode_slots: int = Field(default=1, ge=1, le=64)
+    media_url_ttl_s: int = Field(default=600, ge=30, le=6 * 3600)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

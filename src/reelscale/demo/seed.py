@@ -42,6 +42,7 @@ CREDENTIALS = [
 class Seeded:
     titles: int
     members: int
+    videos: int = 0
 
 
 def demo_id(kind: str, n: int) -> uuid.UUID:
@@ -178,17 +179,22 @@ def _title(rng: random.Random, n: int, name: str, genre: str, kind: str) -> Titl
     )
 
 
-async def seed(settings: Settings, *, progress: Console | None = None) -> Seeded:
+async def seed(
+    settings: Settings, *, progress: Console | None = None, videos: bool = True
+) -> Seeded:
     """Write the demo data unless it is already there."""
+    from reelscale.demo.videos import seed_videos  # imports this module's helpers
+
     app = create_app(settings, "all")
     platform = app.state.platform
     await platform.supervisor.start()
     try:
         titles = await _seed_catalog(app, progress)
         members = await _seed_members(app)
+        made = await seed_videos(app, progress) if videos else 0
     finally:
         await platform.supervisor.stop()
-    return Seeded(titles=titles, members=members)
+    return Seeded(titles=titles, members=members, videos=made)
 
 
 async def _seed_catalog(app: object, console: Console | None) -> int:

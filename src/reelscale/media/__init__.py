@@ -1,0 +1,1 @@
+"""Uploads, probing, the transcode ladder, blob stores, renditions, thumbnails."""

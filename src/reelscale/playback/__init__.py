@@ -1,0 +1,1 @@
+"""Play authorization, signed media URLs, heartbeats, resume and history."""

@@ -1,0 +1,1 @@
+"""The browser UI: viewer pages, player, editor page; static files served by the platform."""
