@@ -159,7 +159,7 @@ def test_sign_in_play_switch_quality_and_resume(site: tuple[str, str]) -> None:
         assert resumed >= position - 2.5, (position, resumed)
         assert page.evaluate("window.__player.errors") == []
         assert console_errors == []
-        page.screenshot(
-            path=str(Path(os.environ.get("REELSCALE_SCREENSHOTS", "/tmp")) / "reelscale-player.png")
-        )  # noqa: S108
+        shots = os.environ.get("REELSCALE_SCREENSHOTS")
+        if shots:  # for a person to look at the player
+            page.screenshot(path=str(Path(shots) / "reelscale-player.png"))
         browser.close()
