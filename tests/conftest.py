@@ -8,9 +8,13 @@ they fail, because CI must prove the scaled-out backend works.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,3 +144,40 @@ async def sqlite_harness(tmp_path: Path) -> AsyncIterator[Harness]:
     """The app on SQLite only, for tests whose subject is not the database (ffmpeg work)."""
     async with started(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")) as h:
         yield h
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the whole session."""
+    from tests.e2e.server import free_port
+
+    if importlib.util.find_spec("moto") is None:
+        server_unreachable("moto's S3 server", ModuleNotFoundError("pip install moto[server]"))
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                server_unreachable("moto's S3 server", RuntimeError(log.read_text()[-2000:]))
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(endpoint, timeout=1)
+                break
+            if time.monotonic() > deadline:
+                server_unreachable("moto's S3 server", TimeoutError("not answering in 30 s"))
+            time.sleep(0.05)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

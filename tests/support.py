@@ -70,3 +70,14 @@ async def profile_token(
     )
     assert selected.status_code == 200, selected.text
     return profile_id, selected.json()["access_token"]
+
+
+S3_BUCKET = "reelscale-contract"
+
+
+def s3_url(endpoint: str, prefix: str) -> str:
+    """A REELSCALE_BLOB_URL for moto's server at `endpoint`."""
+    return (
+        f"s3://{S3_BUCKET}/{prefix}?endpoint={endpoint}&region=us-east-1"
+        "&access_key=testing&secret_key=testing&create_bucket=true"
+    )

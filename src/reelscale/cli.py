@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -145,6 +146,34 @@ def set_role(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{email} is now {role}")
+
+
+@bench_app.command("transcode")
+def bench_transcode() -> None:
+    """Our ladder encode vs one plain ffmpeg command line, on the demo videos."""
+    from reelscale.bench import transcode
+
+    settings = load_settings()
+    result = transcode.main(settings.ensure_data_dir() / "bench-transcode", log=console.print)
+    print(json.dumps(result))
+
+
+@bench_app.command("startup")
+def bench_startup(
+    plays: Annotated[int, typer.Option(min=20, help="How many plays to time")] = 20,
+    chromium: Annotated[str, typer.Option(help="Chromium executable")] = "/usr/bin/chromium",
+) -> None:
+    """Time to first frame in headless Chromium, from pressing Play."""
+    from reelscale.bench import startup
+
+    settings = load_settings()
+    result = startup.run(
+        settings.ensure_data_dir() / "bench-startup",
+        plays=plays,
+        chromium=chromium,
+        log=console.print,
+    )
+    print(json.dumps(result))
 
 
 @deploy_app.command("nginx")

@@ -8,18 +8,12 @@ subprocess; outside CI the S3 cases skip when moto is missing, with CI=true they
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import importlib.util
 import os
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -28,12 +22,11 @@ from reelscale.media.blob_url import blob_store_from_url
 from reelscale.media.blobs import BlobStore
 from reelscale.media.blobs_local import LocalBlobStore
 from reelscale.media.blobs_s3 import S3BlobStore
-from tests.conftest import server_unreachable
 from tests.e2e.server import free_port
+from tests.support import s3_url
 
 pytestmark = pytest.mark.asyncio
 
-BUCKET = "reelscale-contract"
 HOSTILE_KEYS = [
     "",
     "/etc/passwd",
@@ -54,48 +47,6 @@ HOSTILE_KEYS = [
 ]
 # Big enough to span several stream chunks, patterned so an off-by-one shows.
 PATTERNED = bytes(range(251)) * 4000
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's S3 server on a free loopback port, for the whole session."""
-    if importlib.util.find_spec("moto") is None:
-        server_unreachable("moto's S3 server", ModuleNotFoundError("pip install moto[server]"))
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                server_unreachable("moto's S3 server", RuntimeError(log.read_text()[-2000:]))
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(endpoint, timeout=1)
-                break
-            if time.monotonic() > deadline:
-                server_unreachable("moto's S3 server", TimeoutError("not answering in 30 s"))
-            time.sleep(0.05)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def s3_url(endpoint: str, prefix: str) -> str:
-    return (
-        f"s3://{BUCKET}/{prefix}?endpoint={endpoint}&region=us-east-1"
-        "&access_key=testing&secret_key=testing&create_bucket=true"
-    )
 
 
 @pytest_asyncio.fixture(params=["local", "s3"])

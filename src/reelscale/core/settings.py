@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Media: transcodes at once per worker process, and how long a signed media URL lives
     # (players renew it with every heartbeat).
     transcode_slots: int = Field(default=1, ge=1, le=64)
+    # How long a worker's claim on a job lasts without renewal: how soon a killed worker's
+    # job is resumed by another.
+    transcode_lease_s: float = Field(default=45.0, ge=2.0, le=3600.0)
     media_url_ttl_s: int = Field(default=600, ge=30, le=6 * 3600)
 
     host: str = "127.0.0.1"

@@ -33,7 +33,7 @@ from reelscale.media.models import Asset, Rendition
 from reelscale.media.transcode import (
     TRICKPLAY_WIDTH,
     VariantEntry,
-    ladder_command,
+    encode_ladder,
     master_playlist,
     poster_command,
     rendition_stats,
@@ -94,42 +94,27 @@ async def run_job(
             await _update_asset(ctx, asset_id, poster_key=key)
 
         lowest, rest = rungs[0], [r for r in rungs[1:] if r.name not in done]
-        fractions = {"lowest": 1.0 if lowest.name in done else 0.0, "rest": 0.0 if rest else 1.0}
+        stage = "encoding " + ", ".join(r.name for r in rungs if r.name not in done)
 
-        def tracker(part: str, stage: str) -> Callable[[float], Awaitable[None]]:
-            async def progress(fraction: float) -> None:
-                fractions[part] = fraction
-                # The rest of the ladder is most of the work.
-                overall = 0.15 * fractions["lowest"] + 0.85 * fractions["rest"]
-                await report(stage, overall if rest else fractions["lowest"])
+        async def progress(fraction: float) -> None:
+            await report(stage, fraction)
 
-            return progress
+        async def publish(encoded: list[PlannedRung], out: Path) -> None:
+            for rung in encoded:
+                await _publish_rung(ctx, asset, rung, out / rung.name)
 
-        # The lowest rung alone is light: encoded beside the rest of the ladder it is done
-        # long before, and the title plays while the higher rungs are still encoding.
-        async with asyncio.TaskGroup() as group:
-            if lowest.name not in done:
-                group.create_task(
-                    _encode_and_publish(
-                        ctx,
-                        asset,
-                        source,
-                        [lowest],
-                        stage_dir / "lowest",
-                        tracker("lowest", f"encoding {lowest.name}"),
-                    )
-                )
-            if rest:
-                group.create_task(
-                    _encode_and_publish(
-                        ctx,
-                        asset,
-                        source,
-                        rest,
-                        stage_dir / "rest",
-                        tracker("rest", "encoding " + ", ".join(r.name for r in rest)),
-                    )
-                )
+        await encode_ladder(
+            source,
+            lowest=None if lowest.name in done else lowest,
+            rest=rest,
+            out_dir=stage_dir,
+            fps=asset.fps,
+            has_audio=asset.has_audio,
+            duration_s=asset.duration_s,
+            preset=ctx.preset,
+            on_pass_done=publish,
+            on_progress=progress,
+        )
         if asset.thumbnails_key is None:
             await report("trickplay", 1.0)
             await _trickplay(ctx, asset, source, stage_dir)
@@ -149,25 +134,6 @@ async def _local_source(ctx: PipelineContext, asset: Asset, stage_dir: Path) -> 
         async for chunk in ctx.blobs.stream(asset.source_key):
             out.write(chunk)
     return target
-
-
-async def _encode_and_publish(
-    ctx: PipelineContext,
-    asset: Asset,
-    source: Path,
-    rungs: list[PlannedRung],
-    stage_dir: Path,
-    progress: Callable[[float], Awaitable[None]],
-) -> None:
-    out = stage_dir
-    for rung in rungs:
-        (out / rung.name).mkdir(parents=True, exist_ok=True)
-    argv = ladder_command(
-        source, rungs, out, fps=asset.fps, has_audio=asset.has_audio, preset=ctx.preset
-    )
-    await run_ffmpeg(argv, duration_s=asset.duration_s, on_progress=progress)
-    for rung in rungs:
-        await _publish_rung(ctx, asset, rung, out / rung.name)
 
 
 async def _trickplay(ctx: PipelineContext, asset: Asset, source: Path, stage_dir: Path) -> None:

@@ -34,6 +34,7 @@ class MediaRuntime(Service):
             TranscodeWorkers(
                 self.pipeline,
                 slots=platform.settings.transcode_slots,
+                lease_s=platform.settings.transcode_lease_s,
                 events=platform.events,
                 metrics=platform.metrics,
             )

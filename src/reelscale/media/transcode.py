@@ -83,6 +83,53 @@ def ladder_command(
     return argv
 
 
+PassDone = Callable[[list[PlannedRung], Path], Awaitable[None]]
+
+
+async def encode_ladder(
+    source: Path,
+    *,
+    lowest: PlannedRung | None,
+    rest: list[PlannedRung],
+    out_dir: Path,
+    fps: float,
+    has_audio: bool,
+    duration_s: float,
+    preset: str = "veryfast",
+    on_pass_done: PassDone | None = None,
+    on_progress: Progress | None = None,
+) -> None:
+    """Encode the ladder in two ffmpeg passes side by side: the lowest rung alone, and the
+    rest in one pass that decodes the source once. The light first pass ends long before
+    the other, so its rung can be published while the rest still encodes."""
+    fractions = {"lowest": 0.0 if lowest else 1.0, "rest": 0.0 if rest else 1.0}
+
+    def tracker(part: str) -> Progress:
+        async def progress(fraction: float) -> None:
+            fractions[part] = fraction
+            if on_progress is not None:
+                # The rest of the ladder is most of the work.
+                weight = 0.15 if lowest and rest else (1.0 if part == "lowest" else 0.0)
+                await on_progress(weight * fractions["lowest"] + (1 - weight) * fractions["rest"])
+
+        return progress
+
+    async def one_pass(rungs: list[PlannedRung], name: str) -> None:
+        target = out_dir / name
+        for rung in rungs:
+            (target / rung.name).mkdir(parents=True, exist_ok=True)
+        argv = ladder_command(source, rungs, target, fps=fps, has_audio=has_audio, preset=preset)
+        await run_ffmpeg(argv, duration_s=duration_s, on_progress=tracker(name))
+        if on_pass_done is not None:
+            await on_pass_done(rungs, target)
+
+    async with asyncio.TaskGroup() as group:  # one pass failing cancels the other
+        if lowest is not None:
+            group.create_task(one_pass([lowest], "lowest"))
+        if rest:
+            group.create_task(one_pass(rest, "rest"))
+
+
 def poster_command(source: Path, out: Path, *, at_s: float) -> list[str]:
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",

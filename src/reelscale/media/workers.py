@@ -39,9 +39,11 @@ class TranscodeWorkers(Service):
         events: EventHook,
         metrics: Metrics | None = None,
         poll_s: float = 1.0,
+        lease_s: float = LEASE_S,
     ) -> None:
         super().__init__()
         self.ctx = ctx
+        self.lease_s = lease_s
         self.events = events
         self.poll_s = poll_s
         self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}"
@@ -71,7 +73,7 @@ class TranscodeWorkers(Service):
         clock = self.ctx.clock
         async with self.ctx.db.transaction() as db_session:
             job = await jobs.claim(
-                db_session=db_session, owner=owner, lease_s=LEASE_S, now=clock.now()
+                db_session=db_session, owner=owner, lease_s=self.lease_s, now=clock.now()
             )
         if job is None:
             return False
@@ -91,7 +93,7 @@ class TranscodeWorkers(Service):
                         db_session=db_session,
                         job_id=job.id,
                         owner=owner,
-                        lease_s=LEASE_S,
+                        lease_s=self.lease_s,
                         now=clock.now(),
                         progress=state.progress,
                         stage=state.stage,
@@ -109,7 +111,7 @@ class TranscodeWorkers(Service):
                         db_session=db_session,
                         job_id=job.id,
                         owner=owner,
-                        lease_s=LEASE_S,
+                        lease_s=self.lease_s,
                         now=clock.now(),
                         progress=progress,
                         stage=stage,

@@ -11,10 +11,14 @@ const fmt = (s) => {
 };
 
 export async function renderPlayer(root, titleId) {
-  const title = await api(`/v1/catalog/titles/${titleId}`);
+  const pressed = performance.now(); // time to first frame counts from here
+  let title;
   let play;
   try {
-    play = await api("/v1/playback/sessions", { method: "POST", body: { title_id: titleId, device: "web" } });
+    [title, play] = await Promise.all([
+      api(`/v1/catalog/titles/${titleId}`),
+      api("/v1/playback/sessions", { method: "POST", body: { title_id: titleId, device: "web" } }),
+    ]);
   } catch (err) {
     toast(err.message, 6000);
     navigate(`/title/${titleId}`, true);
@@ -47,6 +51,9 @@ export async function renderPlayer(root, titleId) {
   const state = { hls: null, sessionId: play.session_id, errors: [], switches: 0, stopped: false };
   window.__player = state;
   state.video = video;
+  const firstFrame = () => { state.ttff_ms ??= performance.now() - pressed; };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(firstFrame);
+  else video.addEventListener("playing", firstFrame, { once: true });
 
   // --- the stream
   const rewrite = (url) => url.replace(SIGNED, prefix);
@@ -56,6 +63,7 @@ export async function renderPlayer(root, titleId) {
       xhrSetup: (xhr, url) => xhr.open("GET", rewrite(url), true),
       maxBufferLength: 30,
       enableWorker: true,
+      startFragPrefetch: true, // fetch the first segment while the playlist is parsed
     });
     state.hls = hls;
     hls.on(window.Hls.Events.MANIFEST_PARSED, () => { drawQualities(); video.play().catch(() => {}); });

@@ -1,0 +1,1 @@
+"""`reelscale bench ...`: benchmarks that run a peer in the same run where one is named."""
