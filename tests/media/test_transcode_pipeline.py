@@ -65,7 +65,12 @@ async def test_upload_transcode_publish(sqlite_harness: Harness) -> None:
     assert [r["name"] for r in asset["renditions"]] == ["234p", "360p"]
     assert asset["jobs"][-1]["state"] == "done"
     assert asset["jobs"][-1]["progress"] == 1.0
-    assert "media.job.finished" in harness.event_types()
+    # Playable as soon as one rung was published (the light lowest-rung pass usually wins
+    # the race), before the job finished.
+    types = harness.event_types()
+    assert types.index("media.asset.playable") < types.index("media.job.finished")
+    playable = next(e for e in harness.events if e.type == "media.asset.playable")
+    assert len(playable.data["renditions"]) == 1
 
     root = harness.app.state.media.blobs.local_path(f"assets/{asset['id'].replace('-', '')}")
     master = (root / "master.m3u8").read_text()
@@ -171,3 +176,32 @@ async def test_hostile_filenames_are_refused(harness: Harness, filename: str) ->
         headers=bearer(editor),
     )
     assert response.status_code == 422
+
+
+async def test_absurd_resolution_is_refused(sqlite_harness: Harness, tmp_path: Path) -> None:
+    harness = sqlite_harness
+    editor = await editor_token(harness.client, harness.app)
+    title_id = await new_title(harness, editor)
+    tiny = tmp_path / "tiny.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=12x12:rate=10",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(tiny),
+        ],
+        check=True,
+    )
+    result = await upload(harness.client, editor, title_id, tiny)
+    assert result["status"] == 422
+    assert "12x12" in result["detail"]

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from reelscale.core.clock import Clock
 from reelscale.core.db import Database
+from reelscale.core.events import EventHook
 from reelscale.media.blobs import BlobStore
 from reelscale.media.ladder import PlannedRung, plan_ladder
 from reelscale.media.models import Asset, Rendition
@@ -52,6 +53,7 @@ class PipelineContext:
     clock: Clock
     staging_root: Path
     preset: str = "veryfast"
+    events: EventHook | None = None
 
 
 def asset_prefix(asset_id: uuid.UUID) -> str:
@@ -186,7 +188,15 @@ async def _publish_rung(
             )
     await _write_master(ctx, asset.id)
     # Playable only once a master playlist lists a rung.
-    await _set_state(ctx, asset.id, "playable", only_from=("queued", "transcoding"))
+    if await _set_state(ctx, asset.id, "playable", only_from=("queued", "transcoding")) and (
+        ctx.events is not None
+    ):
+        await ctx.events.emit(
+            source="reelscale/media",
+            type="media.asset.playable",
+            subject=str(asset.id),
+            data={"title_id": str(asset.title_id), "renditions": [rung.name]},
+        )
 
 
 async def _write_master(ctx: PipelineContext, asset_id: uuid.UUID) -> None:
@@ -210,12 +220,15 @@ async def _write_master(ctx: PipelineContext, asset_id: uuid.UUID) -> None:
 
 async def _set_state(
     ctx: PipelineContext, asset_id: uuid.UUID, state: str, only_from: tuple[str, ...] | None = None
-) -> None:
+) -> bool:
+    """Move the asset to `state`; True if it moved."""
     async with ctx.db.transaction() as db_session:
         asset = await db_session.get(Asset, asset_id)
         if asset is not None and (only_from is None or asset.state in only_from):
             asset.state = state
             asset.updated_at = ctx.clock.now()
+            return True
+    return False
 
 
 async def _update_asset(ctx: PipelineContext, asset_id: uuid.UUID, **fields: str) -> None:

@@ -28,7 +28,11 @@ class MediaRuntime(Service):
         self.blobs = blobs
         self.staging = platform.settings.ensure_data_dir() / "staging"
         self.pipeline = PipelineContext(
-            db=platform.db, blobs=blobs, clock=platform.clock, staging_root=self.staging / "jobs"
+            db=platform.db,
+            blobs=blobs,
+            clock=platform.clock,
+            staging_root=self.staging / "jobs",
+            events=platform.events,
         )
         self.workers: TranscodeWorkers | None = (
             TranscodeWorkers(
