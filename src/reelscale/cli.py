@@ -148,6 +148,52 @@ def set_role(
     console.print(f"{email} is now {role}")
 
 
+@bench_app.command("stream")
+def bench_stream(
+    backend: Annotated[str, typer.Option(help="embedded or nats")] = "embedded",
+    url: Annotated[str | None, typer.Option(help="NATS URL (default REELSCALE_STREAM_URL)")] = None,
+    events: int = 300_000,
+    batch: int = 1000,
+    producers: int = 4,
+    shards: int = 4,
+    rate: int = 5000,
+    seconds: float = 5.0,
+    one_core: bool = True,
+) -> None:
+    """Durable put throughput, put-to-handler latency at a steady rate, consume throughput."""
+    from reelscale.events import bench
+
+    settings = load_settings()
+    if backend not in ("embedded", "nats"):
+        console.print("[red]--backend is embedded or nats[/red]")
+        raise typer.Exit(2)
+    nats_url = (
+        (url or settings.stream_url or "nats://127.0.0.1:4222") if backend == "nats" else None
+    )
+    result = bench.stream(
+        backend,
+        url=nats_url,
+        directory=settings.ensure_data_dir(),
+        events=events,
+        batch=batch,
+        producers=producers,
+        shards=shards,
+        rate=rate,
+        latency_s=seconds,
+        one_core=one_core,
+    )
+    print(json.dumps(result))
+
+
+@bench_app.command("crash")
+def bench_crash(kills: Annotated[int, typer.Option(min=1)] = 200, seed: int = 0) -> None:
+    """SIGKILL a writer at random moments; count acknowledged events lost or corrupt."""
+    from reelscale.events import bench
+
+    result = bench.crash(kills=kills, directory=load_settings().ensure_data_dir(), seed=seed)
+    print(json.dumps(result))
+
+
 @bench_app.command("transcode")
 def bench_transcode() -> None:
     """Our ladder encode vs one plain ffmpeg command line, on the demo videos."""

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     # Backends, each a URL. None means the embedded default under data_dir.
     database_url: str | None = None
     blob_url: str | None = None  # file:///dir or s3://bucket/prefix?endpoint=...
+    stream_url: str | None = None  # embedded:///dir or nats://host:4222
 
     # Where the other services live when this process does not run them. None: in process.
     accounts_url: str | None = None
