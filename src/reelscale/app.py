@@ -48,11 +48,14 @@ from reelscale.media.runtime import CHUNK_MAX_BYTES, MediaRuntime
 from reelscale.media.runtime import MIGRATIONS as MEDIA_MIGRATIONS
 from reelscale.playback.api import router as playback_router
 from reelscale.playback.delivery import router as delivery_router
+from reelscale.playback.inprocess import InProcessSignals
 from reelscale.playback.runtime import MIGRATIONS as PLAYBACK_MIGRATIONS
 from reelscale.playback.runtime import PlaybackRuntime
+from reelscale.recs.api import router as recs_router
+from reelscale.recs.serving import RecsService
 from reelscale.web.routes import mount_web
 
-ROLES = ("accounts", "catalog", "media", "worker", "playback", "web")
+ROLES = ("accounts", "catalog", "media", "worker", "playback", "recs", "web")
 
 
 class RoleError(ValueError):
@@ -208,6 +211,20 @@ def create_app(
         app.state.playback = playback_runtime
         app.include_router(playback_router)
         app.include_router(delivery_router)
+
+    if "recs" in chosen:
+        if "catalog" not in chosen or "playback" not in chosen:
+            raise RoleError("recs runs beside catalog and playback (remote sources come later)")
+        recs = RecsService(
+            catalog=InProcessCatalog(app.state.catalog),
+            signals=InProcessSignals(app.state.playback),
+            clock=clock,
+            events=events,
+            metrics=metrics,
+        )
+        supervisor.add(recs, depends_on=[app.state.catalog, app.state.playback])
+        app.state.recs = recs
+        app.include_router(recs_router)
 
     if "web" in chosen:
         mount_web(app)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from reelscale.recs.bench import platform_sources as make_platform_sources
+from reelscale.recs.snapshot import RecsModel, build_model
+from reelscale.recs.sources import StaticSources
 from reelscale.recs.synthetic import SyntheticConfig, SyntheticData, generate, write_csv
 
 SMALL = SyntheticConfig(users=300, items=400, interactions=18_000, seed=7)
+PLATFORM = SyntheticConfig(users=200, items=300, interactions=12_000, seed=11)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +33,20 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory, small: SyntheticData) ->
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def platform_sources() -> StaticSources:
+    """Synthetic titles, profiles and playback signals shaped like the platform's."""
+    return make_platform_sources(PLATFORM, now=NOW)
+
+
+@pytest.fixture(scope="session")
+def platform_model(platform_sources: StaticSources) -> RecsModel:
+    return build_model(
+        titles=platform_sources.titles,
+        signals=platform_sources.signals,
+        profiles=platform_sources.profiles,
+        now=NOW,
+        version=1,
+    )

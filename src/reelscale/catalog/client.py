@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Protocol
 
 import httpx
@@ -21,6 +22,23 @@ class TitleSummary(BaseModel):
     maturity_level: int
     original_language: str
     runtime_minutes: int | None
+
+
+class RecsTitle(BaseModel):
+    """A title with the features recommendations learn from (every title, any window)."""
+
+    id: uuid.UUID
+    name: str
+    kind: str
+    genres: list[str]
+    cast: list[str]
+    original_language: str
+    maturity_level: int
+    release_year: int | None
+    popularity: float
+    runtime_minutes: int | None
+    available_from: datetime | None
+    available_until: datetime | None
 
 
 class Catalog(Protocol):

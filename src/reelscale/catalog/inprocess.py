@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from reelscale.catalog import service
-from reelscale.catalog.client import TitleSummary
+from reelscale.catalog.client import RecsTitle, TitleSummary
 from reelscale.catalog.runtime import CatalogRuntime
 
 
@@ -19,6 +19,11 @@ class InProcessCatalog:
         async with self._runtime.platform.db.session() as db_session:
             title = await service.get_title(db_session=db_session, title_id=title_id, viewer=viewer)
             return TitleSummary.model_validate(title, from_attributes=True)
+
+    async def recs_titles(self) -> list[RecsTitle]:
+        """Every title with genres and cast, for training recommendations."""
+        async with self._runtime.platform.db.session() as db_session:
+            return await service.recs_titles(db_session=db_session)
 
     async def aclose(self) -> None:
         return None

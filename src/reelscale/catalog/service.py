@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from reelscale.catalog.client import RecsTitle
 from reelscale.catalog.models import (
     Artwork,
     Credit,
@@ -384,6 +385,32 @@ async def get_artwork_facts(*, db_session: AsyncSession, title_id: uuid.UUID) ->
     if title is None:
         raise NotFound("no such title")
     return title
+
+
+async def recs_titles(*, db_session: AsyncSession) -> list[RecsTitle]:
+    """Every title's features, in one query, for training recommendations."""
+    rows = await db_session.scalars(
+        select(Title).options(
+            selectinload(Title.genres), selectinload(Title.credits).joinedload(Credit.person)
+        )
+    )
+    return [
+        RecsTitle(
+            id=t.id,
+            name=t.name,
+            kind=t.kind,
+            genres=[g.name for g in t.genres],
+            cast=[c.person.name for c in t.credits if c.role == "actor"],
+            original_language=t.original_language,
+            maturity_level=t.maturity_level,
+            release_year=t.release_year,
+            popularity=t.popularity,
+            runtime_minutes=t.runtime_minutes,
+            available_from=t.available_from,
+            available_until=t.available_until,
+        )
+        for t in rows.unique()
+    ]
 
 
 async def genre_exists(*, db_session: AsyncSession, slug: str) -> bool:

@@ -67,7 +67,7 @@ async def heartbeat(
     runtime: PlaybackRuntime = Depends(_runtime),
 ) -> HeartbeatOut:
     """Where the player is; renews the signed media prefix, which the player switches to."""
-    session, prefix, expires = await service.heartbeat(
+    session, prefix, expires, duration = await service.heartbeat(
         ctx=runtime.ctx, principal=principal, session_id=session_id, data=data
     )
     await runtime.platform.events.emit(
@@ -80,6 +80,7 @@ async def heartbeat(
             "position_s": data.position_s,
             "state": data.state,
             "rendition": data.rendition,
+            "duration_s": duration,
         },
     )
     return HeartbeatOut(media_prefix=prefix, expires_at=datetime.fromtimestamp(expires, UTC))
@@ -95,7 +96,7 @@ async def stop(
     runtime: PlaybackRuntime = Depends(_runtime),
 ) -> Response:
     """End a play session, keeping its resume point; frees a stream of the plan."""
-    session = await service.stop(
+    session, duration = await service.stop(
         ctx=runtime.ctx, principal=principal, session_id=session_id, position_s=data.position_s
     )
     await runtime.platform.events.emit(
@@ -106,6 +107,7 @@ async def stop(
             "session_id": str(session_id),
             "profile_id": principal.profile_id,
             "position_s": data.position_s,
+            "duration_s": duration,
         },
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

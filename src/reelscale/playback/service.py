@@ -134,8 +134,9 @@ async def _lock_member(db_session: AsyncSession, member_id: uuid.UUID) -> None:
 
 async def heartbeat(
     *, ctx: PlaybackContext, principal: Principal, session_id: uuid.UUID, data: HeartbeatIn
-) -> tuple[PlaySession, str, int]:
-    """Record the position; returns the session and a freshly signed media prefix."""
+) -> tuple[PlaySession, str, int, float]:
+    """Record the position; returns the session, a freshly signed media prefix, its expiry
+    and the title's duration."""
     now = ctx.clock.now()
     async with ctx.db.transaction() as db_session:
         session = await _own_session(db_session, principal, session_id)
@@ -143,26 +144,28 @@ async def heartbeat(
             raise Conflict("this play session has ended; press play again")
         session.position_s = data.position_s
         session.last_seen_at = now
-        await _record_progress(ctx, db_session, session, data.position_s)
+        duration = await _record_progress(ctx, db_session, session, data.position_s)
     expires = _expires(ctx)
     prefix = signed_prefix(
         ctx.media_key, session_id=session.id.hex, expires=expires, asset_id=session.asset_id.hex
     )
-    return session, prefix, expires
+    return session, prefix, expires, duration
 
 
 async def stop(
     *, ctx: PlaybackContext, principal: Principal, session_id: uuid.UUID, position_s: float
-) -> PlaySession:
+) -> tuple[PlaySession, float | None]:
+    """End the session; returns it and the title's duration (None if it had ended)."""
     now = ctx.clock.now()
+    duration = None
     async with ctx.db.transaction() as db_session:
         session = await _own_session(db_session, principal, session_id)
         if session.ended_at is None:
             session.position_s = position_s
             session.ended_at = now
             session.last_seen_at = now
-            await _record_progress(ctx, db_session, session, position_s)
-        return session
+            duration = await _record_progress(ctx, db_session, session, position_s)
+        return session, duration
 
 
 async def _own_session(
@@ -177,7 +180,8 @@ async def _own_session(
 
 async def _record_progress(
     ctx: PlaybackContext, db_session: AsyncSession, session: PlaySession, position_s: float
-) -> None:
+) -> float:
+    """Update the profile's progress on the title; returns the title's duration."""
     asset = await ctx.media.playable_asset(session.title_id)
     duration = asset.duration_s if asset is not None else max(position_s, 1.0)
     position = min(position_s, duration)
@@ -200,6 +204,7 @@ async def _record_progress(
         # A watched title stays watched through the opening of a rewatch; past 5% it is an
         # ordinary title in progress again.
         row.watched = watched or (row.watched and position / duration < RESUME_MIN_FRACTION)
+    return duration
 
 
 async def continue_watching(

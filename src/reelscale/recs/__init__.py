@@ -1,4 +1,4 @@
-"""Recommendations: offline models, their evaluation, and (later) rows served from memory.
+"""Recommendations: offline models, their evaluation, and home rows served from memory.
 
 Offline part (this package today):
 
@@ -12,4 +12,15 @@ Offline part (this package today):
     offline    `topk` and `evaluate` on CSV files
     synthetic  data with planted structure, shaped like MovieLens-100k, for tests and benches
     cli        the `reelscale recs ...` commands
+
+Serving part:
+
+    sources    what recs reads from the catalog and playback, as protocols (no imports)
+    snapshot   RecsModel: a build of everything requests need, immutable and versioned
+    similarity item neighbour lists (collaborative; blended with genre, cast, language)
+    live       playback events since the last build, applied at once
+    rows       RowBuilder: the personalised home page and More Like This
+    serving    RecsService: trains on start and on a schedule, swaps models atomically
+    api        GET /v1/recs/home and /v1/recs/titles/{id}/more-like-this
+    bench      `reelscale bench recs`: home-row latency on synthetic platform data
 """

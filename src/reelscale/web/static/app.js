@@ -233,30 +233,46 @@ async function titleSafe(id) {
 
 async function renderHome(root) {
   playableCache = null;
-  const [ready, fresh, genres, cont] = await Promise.all([
-    playable(), api("/v1/catalog/titles?sort=new&limit=20"), api("/v1/catalog/genres"),
+  const [ready, recs] = await Promise.all([playable(), api("/v1/recs/home").catch(() => null)]);
+  const readyTitles = (await Promise.all([...ready.keys()].map(titleSafe))).filter(Boolean);
+  const page = h(`<div></div>`);
+  const readyRow = readyTitles.length
+    ? row("Ready to Watch", readyTitles.map((t) => card(t, { ready: true })), "row-ready") : null;
+  if (recs && recs.rows.length) {
+    // Rows chosen and ordered for this profile by the recommender.
+    for (const r of recs.rows) {
+      const cards = r.items.map((i) => card(i, { progress: i.progress ?? null, ready: ready.has(i.id) }));
+      page.append(row(r.title, cards, `row-${r.id}`));
+      if (r.id === "continue-watching" && readyRow) page.append(readyRow);
+    }
+    if (readyRow && !readyRow.isConnected) page.prepend(readyRow);
+  } else {
+    await homeWithoutRecs(page, ready, readyRow);
+  }
+  const heroTitle = readyTitles[0];
+  if (heroTitle) root.append(hero(heroTitle, true));
+  root.append(page);
+}
+
+async function homeWithoutRecs(page, ready, readyRow) {
+  const [fresh, genres, cont] = await Promise.all([
+    api("/v1/catalog/titles?sort=new&limit=20"), api("/v1/catalog/genres"),
     api("/v1/playback/continue-watching").catch(() => []),
   ]);
-  const readyTitles = (await Promise.all([...ready.keys()].map(titleSafe))).filter(Boolean);
-  const heroTitle = readyTitles[0] || fresh.items[0];
-  if (heroTitle) root.append(hero(heroTitle, ready.has(heroTitle.id)));
-  const page = h(`<div></div>`);
   if (cont.length) {
     const titles = await Promise.all(cont.map((c) => titleSafe(c.title_id)));
     const cards = cont.map((c, i) => titles[i] && card(titles[i], { progress: c.fraction, ready: true })).filter(Boolean);
     if (cards.length) page.append(row("Continue Watching", cards, "row-continue"));
   }
-  if (readyTitles.length) page.append(row("Ready to Watch", readyTitles.map((t) => card(t, { ready: true })), "row-ready"));
+  if (readyRow) page.append(readyRow);
   page.append(row("New Releases", fresh.items.map((t) => card(t, { ready: ready.has(t.id) })), "row-new"));
-  const top = [...genres].sort((a, b) => b.titles - a.titles).slice(0, 8);
-  for (const g of top) {
+  for (const g of [...genres].sort((a, b) => b.titles - a.titles).slice(0, 8)) {
     const placeholder = row(g.name, []);
     page.append(placeholder);
     api(`/v1/catalog/genres/${g.slug}/titles?limit=20`).then((p) => {
       placeholder.querySelector(".row-track").append(...p.items.map((t) => card(t, { ready: ready.has(t.id) })));
     });
   }
-  root.append(page);
 }
 
 function hero(t, ready) {
@@ -330,11 +346,13 @@ async function renderTitle(root, id) {
     <dt>Genres</dt><dd>${t.genres.map((g) => `<a href="/browse" data-link>${esc(g.name)}</a>`).join(", ")}</dd>
     <dt>Audio</dt><dd>${t.audio_languages.join(", ")}</dd><dt>Subtitles</dt><dd>${t.subtitle_languages.join(", ")}</dd></dl></div>`);
   root.append(body);
-  if (t.genres.length) {
-    const similar = await api(`/v1/catalog/genres/${t.genres[0].slug}/titles?limit=16`);
-    const cards = similar.items.filter((x) => x.id !== t.id).map((x) => card(x, { ready: ready.has(x.id) }));
-    body.querySelector("#more-like-this").replaceWith(row("More Like This", cards));
+  const similar = await api(`/v1/recs/titles/${t.id}/more-like-this`).catch(() => null);
+  let items = similar?.items;
+  if (!items && t.genres.length) {
+    items = (await api(`/v1/catalog/genres/${t.genres[0].slug}/titles?limit=16`)).items;
   }
+  const cards = (items || []).filter((x) => x.id !== t.id).map((x) => card(x, { ready: ready.has(x.id) }));
+  if (cards.length) body.querySelector("#more-like-this").replaceWith(row("More Like This", cards));
 }
 
 function renderNotFound(root) {

@@ -1,0 +1,131 @@
+"""Playback events since the last build, applied the moment they arrive.
+
+A member who stops a film expects it in Continue Watching on the next page load, not after
+the nightly retrain. So `playback.*` events update this overlay at once: resume marks per
+profile, and play counts for Trending. A build reads the same facts from the database, so
+when a new model is swapped in, everything it already covers is dropped here (`rebase`).
+
+Everything is mutated on the event loop; readers on other threads only ever see a whole
+dict entry or a whole cached tuple replaced, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from reelscale.recs.snapshot import RESUME_MIN_FRACTION, WATCHED_FRACTION, RecsModel
+
+MAX_PLAYS = 200_000  # recent plays kept for Trending between builds
+
+
+@dataclass(frozen=True)
+class LiveMark:
+    fraction: float
+    watched: bool
+    updated: float  # Unix seconds
+    duration_s: float
+
+
+class LiveSignals:
+    def __init__(self) -> None:
+        self.progress: dict[str, dict[str, LiveMark]] = {}
+        self._plays: deque[tuple[float, str]] = deque(maxlen=MAX_PLAYS)
+        self._extra: dict[str, float] = {}
+        self._revision = 0
+        self._trending: tuple[tuple[int, int], tuple[int, ...]] = ((-1, -1), ())
+
+    def rebase(self, model: RecsModel) -> None:
+        """Forget what `model` was built from; rescale Trending to its reference time."""
+        cutoff = model.trained_at.timestamp()
+        for profile, marks in list(self.progress.items()):
+            kept = {t: m for t, m in marks.items() if m.updated > cutoff}
+            if kept:
+                self.progress[profile] = kept
+            else:
+                del self.progress[profile]
+        while self._plays and self._plays[0][0] <= cutoff:
+            self._plays.popleft()
+        extra: dict[str, float] = {}
+        for at, title in self._plays:
+            extra[title] = extra.get(title, 0.0) + _decayed(at, model)
+        self._extra = extra
+        self._revision += 1
+
+    def apply(
+        self, *, type: str, title_id: str, data: dict[str, Any], at: datetime, model: RecsModel
+    ) -> None:
+        """Fold one `playback.*` event in (unknown types and malformed data are ignored)."""
+        profile = data.get("profile_id")
+        if not isinstance(profile, str) or not title_id:
+            return
+        ts = at.timestamp()
+        if type == "playback.started":
+            self._plays.append((ts, title_id))
+            self._extra[title_id] = self._extra.get(title_id, 0.0) + _decayed(ts, model)
+            self._revision += 1
+            return
+        if type not in ("playback.heartbeat", "playback.stopped"):
+            return
+        position = data.get("position_s")
+        if not isinstance(position, int | float) or not math.isfinite(position) or position < 0:
+            return
+        marks = self.progress.setdefault(profile, {})
+        previous = marks.get(title_id)
+        duration = _duration(data, title_id, previous, model)
+        if duration <= 0:
+            return
+        fraction = min(float(position) / duration, 1.0)
+        # The playback service's rule: a watched title stays watched through a rewatch's
+        # opening minutes, and past 5% it is simply in progress again.
+        was_watched = (
+            previous.watched if previous is not None else _built_watched(profile, title_id, model)
+        )
+        watched = fraction >= WATCHED_FRACTION or (was_watched and fraction < RESUME_MIN_FRACTION)
+        marks[title_id] = LiveMark(fraction, watched, ts, duration)
+
+    def trending(self, model: RecsModel) -> tuple[int, ...]:
+        """Item indices by decayed recent plays (the build's plus the live ones), best first."""
+        key = (model.version, self._revision)
+        cached_key, order = self._trending
+        if cached_key == key:
+            return order
+        scores = np.array(model.trend, dtype=np.float64)
+        for title, extra in self._extra.items():
+            item = model.index.get(title)
+            if item is not None:
+                scores[item] += extra
+        ranked = np.argsort(-scores, kind="stable")
+        order = tuple(int(i) for i in ranked if scores[i] > 0)
+        self._trending = (key, order)
+        return order
+
+
+def _decayed(ts: float, model: RecsModel) -> float:
+    # All counts share the model's reference time, so their order never needs re-decaying.
+    return math.exp(min((ts - model.trend_t0) / model.trend_tau, 600.0))
+
+
+def _duration(
+    data: dict[str, Any], title: str, previous: LiveMark | None, model: RecsModel
+) -> float:
+    given = data.get("duration_s")
+    if isinstance(given, int | float) and math.isfinite(given) and given > 0:
+        return float(given)
+    if previous is not None:
+        return previous.duration_s
+    item = model.index.get(title)
+    return model.durations[item] if item is not None else 0.0
+
+
+def _built_watched(profile: str, title: str, model: RecsModel) -> bool:
+    state = model.profiles.get(profile)
+    item = model.index.get(title)
+    if state is None or item is None:
+        return False
+    return any(m.item == item and m.watched for m in state.progress)
