@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -191,6 +192,18 @@ def bench_crash(kills: Annotated[int, typer.Option(min=1)] = 200, seed: int = 0)
     from reelscale.events import bench
 
     result = bench.crash(kills=kills, directory=load_settings().ensure_data_dir(), seed=seed)
+    print(json.dumps(result))
+
+
+@bench_app.command("recs")
+def bench_recs(
+    profiles: int = 1000, titles: int = 1700, requests: int = 10_000, seed: int = 42
+) -> None:
+    """Latency of a profile's home rows served from memory (synthetic catalog and signals)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core, before numpy loads
+    from reelscale.recs.bench import serving_latency
+
+    result = serving_latency(profiles=profiles, titles=titles, requests=requests, seed=seed)
     print(json.dumps(result))
 
 

@@ -163,3 +163,36 @@ def test_sign_in_play_switch_quality_and_resume(site: tuple[str, str]) -> None:
         if shots:  # for a person to look at the player
             page.screenshot(path=str(Path(shots) / "reelscale-player.png"))
         browser.close()
+
+
+def test_editor_uploads_and_watches_the_transcode(site: tuple[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, _ = site
+    source = asyncio.run(clip(seconds=8, width=416, height=234))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/login")
+        page.fill("input[name=email]", "ed@example.com")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Who's watching?")
+        page.click("#add-profile")
+        page.fill("input[name=name]", "Desk")
+        page.click(".modal button[type=submit]")
+        page.click("[data-profile=Desk]")
+        page.wait_for_selector("#nav-editor:not([hidden])")
+        page.click("#nav-editor")
+        page.fill("#title-search", "signal statc")  # a typo, as people type
+        page.click("[data-title]")
+        page.set_input_files("#file", str(source))
+        page.wait_for_selector("text=received — transcoding", timeout=30_000)
+        # The new asset (the title's second) appears in the table and reaches "ready".
+        page.wait_for_selector("#assets tr:nth-child(2) .pill.ok", timeout=120_000)
+        assert page.inner_text("#assets tr:nth-child(2) .pill.ok") == "ready"
+        assert "234p" in page.inner_text("#assets tr:nth-child(2)")
+        assert errors == []
+        browser.close()

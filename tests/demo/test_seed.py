@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from reelscale.core.maturity import KIDS_DEFAULT_LEVEL, level_of
-from reelscale.demo.seed import CREDENTIALS, TITLE_COUNT, generate_titles, seed
+from reelscale.demo.seed import CREDENTIALS, TITLE_COUNT, demo_id, generate_titles, seed
+from reelscale.demo.videos import DEMO_VIDEOS, demo_video_titles
 from tests.conftest import make_settings, started
 from tests.support import bearer, login
 
@@ -33,9 +34,11 @@ def test_generation_is_deterministic_and_varied() -> None:
 @pytest.mark.asyncio
 async def test_seed_once_then_reuse_and_sign_in(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    first = await seed(settings)
+    # Videos are left out here (minutes of ffmpeg); test_demo_videos_pick_fitting_titles and
+    # the media tests cover that path.
+    first = await seed(settings, videos=False)
     assert (first.titles, first.members) == (TITLE_COUNT, len(CREDENTIALS))
-    again = await seed(settings)
+    again = await seed(settings, videos=False)
     assert (again.titles, again.members) == (0, 0)
     async with started(settings) as h:
         email, password, _ = CREDENTIALS[0]
@@ -51,3 +54,19 @@ async def test_seed_once_then_reuse_and_sign_in(tmp_path: Path) -> None:
         assert 0 < for_kids["total"] < everything["total"] <= TITLE_COUNT
         editor = await login(h.client, CREDENTIALS[1][0], CREDENTIALS[1][1])
         assert "catalog:write" in editor["scope"].split()
+
+
+def test_demo_videos_pick_fitting_titles() -> None:
+    picked = demo_video_titles()
+    assert len(picked) == len(DEMO_VIDEOS) == len({title_id for title_id, _, _ in picked})
+    titles = {demo_id("title", n): t for n, t in enumerate(generate_titles())}
+    for title_id, name, video in picked:
+        title = titles[title_id]
+        assert title.name == name
+        assert title.genres[0] == video.genre
+        assert title.kind == "movie"
+        assert title.available_from is None
+    kids = [titles[t] for t, _, v in picked if v.genre == "Kids"]
+    assert kids
+    assert level_of(kids[0].maturity_rating) <= KIDS_DEFAULT_LEVEL  # the kids profile can play it
+    assert len({v.spec.look for _, _, v in picked}) == len(picked)  # each looks different
