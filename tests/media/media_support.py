@@ -69,7 +69,9 @@ async def wait_for_asset(
         assets = (
             await h.client.get(f"/v1/media/titles/{title_id}/assets", headers=bearer(token))
         ).json()
-        if assets and assets[-1]["state"] == state:
+        # "ready" is set as the job's last step; the job itself is marked done just after.
+        settled = state != "ready" or (assets and assets[-1]["jobs"][-1]["state"] == "done")
+        if assets and assets[-1]["state"] == state and settled:
             return dict(assets[-1])
         if assets and assets[-1]["state"] == "failed":
             raise AssertionError(f"transcode failed: {assets[-1]}")

@@ -129,7 +129,7 @@ def test_kill_anywhere_then_resume(tmp_path: Path) -> None:
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 assets = c.get(f"/v1/media/titles/{title['id']}/assets", headers=auth).json()
-                if assets[0]["state"] == "ready":
+                if assets[0]["state"] == "ready" and assets[0]["jobs"][0]["state"] == "done":
                     break
                 time.sleep(0.5)
             else:
