@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from reelscale.catalog import service
+from reelscale.catalog import service, shapes
 from reelscale.catalog.artwork import ArtworkKind
 from reelscale.catalog.artwork import render as render_artwork
 from reelscale.catalog.runtime import SOURCE, CatalogRuntime
@@ -122,7 +122,7 @@ async def _page(
     )
     following = offset + len(rows)
     return TitlePage(
-        items=[service.to_card(row) for row in rows],
+        items=[shapes.to_card(row) for row in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -184,7 +184,7 @@ async def get_title(
         title = await service.get_title(
             db_session=db_session, title_id=title_id, viewer=_viewer(runtime, principal)
         )
-        return service.to_out(title)
+        return shapes.to_out(title)
 
 
 @router.post(
@@ -200,7 +200,7 @@ async def create_title(
         title = await service.create_title(
             db_session=db_session, data=data, now=runtime.platform.clock.now()
         )
-        out = service.to_out(title)
+        out = shapes.to_out(title)
     await _emit(runtime, "catalog.title.created", out.id, principal)
     return out
 
@@ -217,7 +217,7 @@ async def update_title(
         title = await service.update_title(
             db_session=db_session, title_id=title_id, data=data, now=runtime.platform.clock.now()
         )
-        out = service.to_out(title)
+        out = shapes.to_out(title)
     await _emit(runtime, "catalog.title.updated", out.id, principal)
     return out
 
@@ -239,7 +239,7 @@ async def add_season(
         title = await service.add_season(
             db_session=db_session, title_id=title_id, data=data, now=runtime.platform.clock.now()
         )
-        out = service.to_out(title)
+        out = shapes.to_out(title)
     await _emit(runtime, "catalog.title.updated", out.id, principal)
     return out
 
