@@ -7,6 +7,7 @@ counted; the session is written only after the check passes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import timedelta
@@ -278,6 +279,4 @@ async def _emit(
 
 def _email_hash(email: str) -> str:
     # Detectors correlate attempts by account without the stream carrying raw addresses.
-    import hashlib
-
     return hashlib.sha256(email.encode()).hexdigest()[:16]

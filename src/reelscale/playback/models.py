@@ -26,6 +26,8 @@ class PlaySession(Base):
     title_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     asset_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     device: Mapped[str] = mapped_column(String(64), default="web")
+    # Kept from authorization so heartbeats need not ask media for it again.
+    duration_s: Mapped[float] = mapped_column(Float)
     position_s: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -89,6 +89,7 @@ async def authorize(*, ctx: PlaybackContext, principal: Principal, data: PlayIn)
             title_id=data.title_id,
             asset_id=asset.asset_id,
             device=data.device,
+            duration_s=asset.duration_s,
             position_s=0.0,
             started_at=now,
             last_seen_at=now,
@@ -182,8 +183,7 @@ async def _record_progress(
     ctx: PlaybackContext, db_session: AsyncSession, session: PlaySession, position_s: float
 ) -> float:
     """Update the profile's progress on the title; returns the title's duration."""
-    asset = await ctx.media.playable_asset(session.title_id)
-    duration = asset.duration_s if asset is not None else max(position_s, 1.0)
+    duration = max(session.duration_s, 0.001)
     position = min(position_s, duration)
     watched = position / duration >= WATCHED_FRACTION
     row = await db_session.get(Progress, (session.profile_id, session.title_id))

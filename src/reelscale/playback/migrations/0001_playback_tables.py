@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("title_id", sa.Uuid(), nullable=False),
         sa.Column("asset_id", sa.Uuid(), nullable=False),
         sa.Column("device", sa.String(length=64), nullable=False),
+        sa.Column("duration_s", sa.Float(), nullable=False),
         sa.Column("position_s", sa.Float(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
