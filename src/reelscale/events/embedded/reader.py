@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from reelscale.core.errors import NotFound
+from reelscale.core.errors import BadRequest, NotFound
 from reelscale.events.embedded.checkpoints import CheckpointTable
 from reelscale.events.embedded.segments import Segment, ShardLog
 from reelscale.events.embedded.streamlog import StreamLog, to_us
@@ -131,10 +131,17 @@ class EmbeddedShardReader(ShardReader):
                 self._offset = 0
                 continue
             for frame, chunk, pos in segment.frames_from(self._offset, chunk_size=chunk_size):
-                self._offset = frame[0] + frame[1]
+                start, self._offset = self._offset, frame[0] + frame[1]
                 if frame[2] < self._next:
                     continue
-                out.append(decode(self.shard, frame, chunk, pos))
+                try:
+                    record = decode(self.shard, frame, chunk, pos)
+                except BadRequest:
+                    if out:  # hand out the good records first; the bad one raises next time
+                        self._offset = start
+                        return out
+                    raise  # past it already: the caller decides (a dead letter, a log line)
+                out.append(record)
                 self._next = frame[2] + 1
                 if len(out) >= max_records:
                     break

@@ -65,6 +65,7 @@ class EmbeddedEventStore(EventStore):
         self._streams: dict[str, StreamLog] = {}
         self._readers: dict[tuple[str, str, int], EmbeddedShardReader] = {}
         self._lock_fd = -1
+        self._creating: set[asyncio.Future[StreamLog]] = set()
         self.committer = GroupCommitter(
             clock=self.clock,
             segment_bytes=segment_bytes,
@@ -98,6 +99,8 @@ class EmbeddedEventStore(EventStore):
         self.committer.start()
 
     async def on_stop(self) -> None:
+        if self._creating:  # let a stream being made finish, so it is closed below
+            await asyncio.gather(*self._creating, return_exceptions=True)
         await self.committer.stop()
         for reader in list(self._readers.values()):
             await reader.close()
@@ -145,16 +148,14 @@ class EmbeddedEventStore(EventStore):
         async with self.committer.exclusive():
             stream_log = self._streams.get(name)
             if stream_log is None:
-                directory = self.directory / "streams" / name
-                stream_log = await asyncio.to_thread(
-                    StreamLog.create,
-                    name,
-                    directory,
-                    shards=shards,
-                    max_age_s=max_age_s,
-                    max_bytes=max_bytes,
+                # Shielded: a caller cancelled mid-way (a stopping function) must not leave
+                # a stream made on disk but unknown here, with its files open for good.
+                creation = asyncio.ensure_future(
+                    self._create_log(name, shards=shards, max_age_s=max_age_s, max_bytes=max_bytes)
                 )
-                self._streams[name] = stream_log
+                self._creating.add(creation)
+                creation.add_done_callback(self._creating.discard)
+                stream_log = await asyncio.shield(creation)
             else:
                 if len(stream_log.shard_map.open_shards) != shards:
                     raise Conflict(
@@ -165,6 +166,20 @@ class EmbeddedEventStore(EventStore):
                     stream_log.max_age_s, stream_log.max_bytes = max_age_s, max_bytes
                     stream_log.save_meta()
             return _info(stream_log)
+
+    async def _create_log(
+        self, name: str, *, shards: int, max_age_s: float | None, max_bytes: int | None
+    ) -> StreamLog:
+        stream_log = await asyncio.to_thread(
+            StreamLog.create,
+            name,
+            self.directory / "streams" / name,
+            shards=shards,
+            max_age_s=max_age_s,
+            max_bytes=max_bytes,
+        )
+        self._streams[name] = stream_log
+        return stream_log
 
     async def describe_stream(self, name: str) -> StreamInfo:
         return _info(self._stream(name))

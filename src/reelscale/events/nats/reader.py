@@ -1,41 +1,44 @@
 """Reading one shard of a JetStream-backed stream for a consumer group.
 
-An open shard is read through the group's durable pull consumer with explicit acks:
-JetStream redelivers what is not acked within ack_wait. Opening (or rewinding) a reader
-recreates that consumer at the group's checkpoint + 1, so a restarted reader resumes in
-order at once instead of waiting for the old session's messages to time out.
+An open shard is read through the group's durable pull consumer, with pull requests kept
+outstanding all the time (see `pull`): records reach a local buffer as they are stored,
+and a read takes what has come, waiting only when nothing has. Acks are explicit: a
+checkpoint acks every message it covers. Opening (or rewinding) a reader recreates
+that consumer at the group's checkpoint + 1, so a restarted reader resumes in order at
+once instead of waiting for the old session's messages to time out. ack_wait is kept on
+the client, as for the embedded store: records read and not checkpointed within it make
+the next read rewind to the checkpoint.
 
-A closed shard (see `store`) cannot have a consumer, so it is read with direct gets, and
-ack_wait is kept on the client.
+A closed shard (see `store`) cannot have a consumer, so it is read with direct gets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import BadRequestError
 from nats.js.errors import NotFoundError as JsNotFound
 
-from reelscale.core.errors import BadRequest, NotFound, PlatformError
+from reelscale.core.errors import BadRequest, NotFound
+from reelscale.events.nats.pull import HEARTBEAT_S, ContinuousPull
 from reelscale.events.records import Record, StartAt, StartPosition, decode_event
 from reelscale.events.store import ShardReader
 
 if TYPE_CHECKING:
-    from nats.js.client import JetStreamContext
-
     from reelscale.events.nats.store import NatsEventStore
 
 log = logging.getLogger("reelscale.events.nats")
 
 KEY_HEADER = "Reelscale-Key"
 MAX_ACK_PENDING = 20_000  # JetStream stops delivering to a consumer past this many unacked
-_MIN_FETCH_WAIT_S = 0.005  # a poll: nats-py needs a positive timeout, and waits it out
+_POLL_WAIT_S = 0.005  # a read with no wait still gives a backlog this long to arrive
 _START_TIME_SLACK = timedelta(milliseconds=1)
 
 
@@ -62,11 +65,8 @@ def record_from_raw(stream: str, raw: RawStreamMsg) -> Record | None:
     return _make_record(stream, raw.subject or "", raw.seq or 0, raw.time, raw.headers, raw.data)
 
 
-def record_from_msg(stream: str, msg: Msg) -> Record | None:
-    meta = msg.metadata
-    return _make_record(
-        stream, msg.subject, meta.sequence.stream, meta.timestamp, msg.headers, msg.data
-    )
+def record_from_msg(stream: str, msg: Msg, sequence: int, when: datetime) -> Record | None:
+    return _make_record(stream, msg.subject, sequence, when, msg.headers, msg.data)
 
 
 class NatsShardReader(ShardReader):
@@ -94,12 +94,10 @@ class NatsShardReader(ShardReader):
         )
         self.store = store
         self._origin = start
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._in_flight: dict[int, Msg] = {}
+        self._pull: ContinuousPull | None = None
         self._cursor: int | None = None  # next sequence, when reading a closed shard
         self._unacked_since: float | None = None
         self._not_before: datetime | None = None  # AT_TIMESTAMP: skip records before this
-        self._waiting = 1 << 30  # messages the server holds for us; unknown until a fetch
         self._closed = False
 
     @property
@@ -117,17 +115,23 @@ class NatsShardReader(ShardReader):
         await self._position()
 
     async def _position(self) -> None:
-        await self._drop_subscription()
-        self._in_flight.clear()
+        await self._drop_pull()
         self._unacked_since = None
         self._cursor = None
         self._not_before = None
-        self._waiting = 1 << 30
         resume = (
             StartAt.at_sequence(self.checkpointed + 1)
             if self.checkpointed is not None
             else self._origin
         )
+        if resume.position is StartPosition.AT_TIMESTAMP:
+            # The server keeps nanoseconds and records carry microseconds (rounded), so
+            # the consumer starts a little early and `_keep` drops what is before.
+            self._not_before = resume.timestamp
+        await self._start_at(resume)
+
+    async def _start_at(self, resume: StartAt) -> None:
+        """Read on from `resume`: with a consumer, or by direct gets if the shard is closed."""
         shard_map = await self.store.shard_map(self.stream, fresh=True)
         if shard_map.is_open(self.shard):
             try:
@@ -138,6 +142,7 @@ class NatsShardReader(ShardReader):
         self._cursor = await self._cursor_for(resume)
 
     async def _subscribe(self, resume: StartAt) -> None:
+        """(Re)create the group's consumer at `resume` and start pulling from it."""
         js = self.store.js
         durable = consumer_name(self.group, self.shard)
         with contextlib.suppress(JsNotFound):
@@ -145,7 +150,7 @@ class NatsShardReader(ShardReader):
         config = ConsumerConfig(
             durable_name=durable,
             filter_subject=self.subject,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.EXPLICIT,  # a checkpoint acks each message it covers
             ack_wait=self.ack_wait_s,
             max_deliver=-1,
             max_ack_pending=MAX_ACK_PENDING,
@@ -154,15 +159,20 @@ class NatsShardReader(ShardReader):
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = resume.sequence
         elif resume.position is StartPosition.AT_TIMESTAMP and resume.timestamp is not None:
-            # The server keeps nanoseconds and records carry microseconds (rounded), so
-            # start a little early and let `_keep` drop what is before the time.
             config.deliver_policy = DeliverPolicy.BY_START_TIME
             config.opt_start_time = resume.timestamp - _START_TIME_SLACK
-            self._not_before = resume.timestamp
         else:
             config.deliver_policy = DeliverPolicy.ALL
         await js.add_consumer(self.stream, config)
-        self._sub = await js.pull_subscribe_bind(durable, self.stream)
+        pull = ContinuousPull(
+            self.store.nc,
+            stream=self.stream,
+            consumer=durable,
+            start=resume,
+            convert=functools.partial(record_from_msg, self.stream),
+        )
+        self._pull = pull
+        await pull.start_pulling()
 
     async def _cursor_for(self, resume: StartAt) -> int:
         if resume.position is StartPosition.AT_SEQUENCE:
@@ -177,46 +187,65 @@ class NatsShardReader(ShardReader):
     async def _read(self, max_records: int, wait_s: float) -> list[Record]:
         if self._closed:
             raise NotFound("reader is closed")
-        if self._sub is not None:
-            return await self._fetch(max_records, wait_s)
-        return await self._read_closed(max_records)
-
-    async def _fetch(self, max_records: int, wait_s: float) -> list[Record]:
-        # nats-py's batch fetch, once it has a message, waits for the whole batch or the
-        # deadline. So: ask for what the server last said was waiting (each message
-        # carries that count), which returns at once; else gather for a moment, so a
-        # trickle still comes in batches; else ask for one message, which returns the
-        # moment one arrives.
-        batch = min(max_records, self._waiting) if self._waiting else max_records
-        messages = await self._pull(batch, _MIN_FETCH_WAIT_S)
-        if not messages and wait_s > _MIN_FETCH_WAIT_S:
-            messages = await self._pull(1, wait_s - _MIN_FETCH_WAIT_S)
-        self._waiting = messages[-1].metadata.num_pending if messages else 0
-        records = []
-        for msg in messages:
-            record = record_from_msg(self.stream, msg)
-            if record is None:
-                # Published around the store (no key header, not a CloudEvent). Dropped
-                # with a log line rather than blocking the shard forever.
-                log.error(
-                    "skipping a message that is not a reelscale record",
-                    extra={"subject": msg.subject, "sequence": msg.metadata.sequence.stream},
-                )
-                await msg.term()
-                continue
-            self._in_flight[record.sequence] = msg  # acked by the next checkpoint past it
-            if self._keep(record):
-                records.append(record)
+        if self.overdue(self._unacked_since, self.store.clock.monotonic()):
+            await self.rewind()  # read long ago and never checkpointed: deliver again
+        if self._pull is not None:
+            await self._check_pull()
+        if self._pull is not None:
+            records = await self._fetch(max_records, wait_s)
+        else:
+            records = await self._read_closed(max_records)
+        if records and self._unacked_since is None:
+            self._unacked_since = self.store.clock.monotonic()
         return records
 
-    async def _pull(self, batch: int, timeout_s: float) -> list[Msg]:
-        assert self._sub is not None
-        try:
-            return await self._sub.fetch(batch, timeout=timeout_s)
-        except (NatsTimeout, TimeoutError):
-            return []
-        except JsNotFound as exc:
-            raise NotFound(f"no stream {self.stream!r}") from exc
+    async def _fetch(self, max_records: int, wait_s: float) -> list[Record]:
+        pull = self._pull
+        assert pull is not None
+        if not pull.buffer:
+            if wait_s <= 0 and pull.may_have_more():
+                wait_s = _POLL_WAIT_S
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_s
+            while not pull.buffer and not pull.broken and not pull.gone:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                pull.check_alive()
+                await pull.top_up()
+                await pull.wait(min(remaining, HEARTBEAT_S))
+                if self._closed:
+                    raise NotFound("reader is closed")
+                if pull is not self._pull:
+                    return []  # rewound meanwhile: the next read starts from there
+        records = [record for record in pull.take(max_records) if self._keep(record)]
+        await pull.top_up()
+        return records
+
+    async def _check_pull(self) -> None:
+        """Check the pull, or start it again, if it has run into trouble."""
+        pull = self._pull
+        assert pull is not None
+        if pull.gone:
+            raise NotFound(f"{pull.gone}: shard {self.shard} of {self.stream!r}")
+        if pull.stalled:
+            try:
+                await self.store.js.consumer_info(
+                    self.stream, consumer_name(self.group, self.shard)
+                )
+            except JsNotFound as exc:
+                raise NotFound(f"no consumer for shard {self.shard} of {self.stream!r}") from exc
+            pull.stalled = False
+        if pull.broken and not pull.buffer:
+            # Deliveries went missing on the way: carry on right after the last record
+            # handed out, on a new consumer, so nothing is skipped or read out of order.
+            log.warning(
+                "restarting a shard's pull",
+                extra={"stream": self.stream, "shard": self.shard, "why": pull.broken},
+            )
+            resume = StartAt.at_sequence(pull.taken + 1) if pull.taken is not None else pull.start
+            await self._drop_pull()
+            await self._start_at(resume)
 
     def _keep(self, record: Record) -> bool:
         if self._not_before is None:
@@ -228,10 +257,6 @@ class NatsShardReader(ShardReader):
 
     async def _read_closed(self, max_records: int) -> list[Record]:
         assert self._cursor is not None
-        clock = self.store.clock
-        if self.overdue(self._unacked_since, clock.monotonic()):
-            await self.rewind()
-            return await self._read(max_records, 0.0)
         records: list[Record] = []
         while len(records) < max_records:
             record = await self.store.next_record(self.stream, self.shard, self._cursor)
@@ -239,35 +264,37 @@ class NatsShardReader(ShardReader):
                 break  # a closed shard takes no more records: nothing to wait for
             records.append(record)
             self._cursor = record.sequence + 1
-        if records and self._unacked_since is None:
-            self._unacked_since = clock.monotonic()
         return records
 
     async def _checkpoint(self, sequence: int) -> None:
-        await self.store.save_checkpoint(
+        saved = await self.store.send_checkpoint(
             self.stream, group=self.group, shard=self.shard, sequence=sequence
         )
-        done = [seq for seq in self._in_flight if seq <= sequence]
-        for seq in sorted(done):
-            with contextlib.suppress(PlatformError, Exception):
-                await self._in_flight.pop(seq).ack()
-        if self._sub is None:
-            if self.last_read is not None and sequence >= self.last_read:
-                self._unacked_since = None
-            else:
-                self._unacked_since = self.store.clock.monotonic()
+        # The consumer's acks go out with the checkpoint (buffered writes), before
+        # the checkpoint is known to be saved. That is safe: the checkpoint is what a
+        # reader resumes from (opening or rewinding recreates the consumer there), and
+        # acks only spare the server redeliveries (which the pull drops anyway) and keep
+        # the consumer's counts for `lag`.
+        pull = self._pull
+        for msg in pull.ack_through(sequence) if pull is not None else ():
+            with contextlib.suppress(Exception):
+                await msg.ack()
+        await saved()
+        if self.last_read is not None and sequence >= self.last_read:
+            self._unacked_since = None
+        else:
+            self._unacked_since = self.store.clock.monotonic()
 
     async def rewind(self) -> None:
         await self._position()
 
-    async def _drop_subscription(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+    async def _drop_pull(self) -> None:
+        pull, self._pull = self._pull, None
+        if pull is not None:
+            await pull.stop()
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._drop_subscription()
+            await self._drop_pull()
             self.store.forget_reader(self)

@@ -3,7 +3,7 @@
     named stream <name>   -> JetStream stream <name>, one subject per shard: <name>.<shard>
     shard map             -> the stream's description ("reelscale:" + the epochs' sizes)
     checkpoints           -> KV bucket rs-ckpt-<name>, key <group>.<shard>
-    (group, open shard)   -> durable pull consumer <group>_<shard>, explicit acks
+    (group, open shard)   -> durable pull consumer <group>_<shard>, acked up to checkpoints
     idempotency key       -> Nats-Msg-Id, deduplicated by JetStream within the window
     retention             -> max_age and max_bytes on the stream (discard old)
 
@@ -20,8 +20,10 @@ shard. Put timestamps are the client's clock; read timestamps are the server's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import nats
@@ -29,6 +31,7 @@ from nats.aio.client import Client
 from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.client import KV_PRE_TEMPLATE
 from nats.js.errors import KeyNotFoundError, NoStreamResponseError
 from nats.js.errors import NotFoundError as JsNotFound
 from nats.js.kv import KeyValue
@@ -60,6 +63,7 @@ DESCRIPTION_PREFIX = "reelscale:"
 MAP_TTL_S = 5.0  # a cached shard map is re-read this often (and at once when fenced)
 _PUT_ATTEMPTS = 5
 _CLOSED_LAG_SCAN_LIMIT = 10_000
+_CHECKPOINT_TIMEOUT_S = 5.0  # nats-py's default JetStream request timeout
 
 
 class NatsEventStore(EventStore):
@@ -85,6 +89,7 @@ class NatsEventStore(EventStore):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._maps: dict[str, tuple[float, ShardMap]] = {}
+        self._map_loads: dict[str, asyncio.Task[ShardMap]] = {}  # one reload at a time
         self._buckets: dict[str, KeyValue] = {}
         self._readers: set[NatsShardReader] = set()
 
@@ -102,12 +107,20 @@ class NatsEventStore(EventStore):
     async def on_stop(self) -> None:
         for reader in list(self._readers):
             await reader.close()
+        for loading in list(self._map_loads.values()):
+            loading.cancel()
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
         self._nc = self._js = None
         self._maps.clear()
         self._buckets.clear()
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise Overloaded("the event store is not connected", retry_after=1)
+        return self._nc
 
     @property
     def js(self) -> JetStreamContext:
@@ -154,7 +167,25 @@ class NatsEventStore(EventStore):
         cached = self._maps.get(name)
         if not fresh and cached and self.clock.monotonic() - cached[0] < MAP_TTL_S:
             return cached[1]
+        # When the cached map expires, every put in flight wants it: they all wait for one
+        # reload rather than each sending the server a stream info request of its own
+        # (thousands of them at a few thousand puts a second). A fresh map is one loaded
+        # after the call, so `fresh` starts its own.
+        loading = self._map_loads.get(name)
+        if loading is None or fresh:
+            loading = asyncio.create_task(self._load_map(name), name=f"events.nats.map.{name}")
+            self._map_loads[name] = loading
+            loading.add_done_callback(functools.partial(self._map_loaded, name))
+        return await asyncio.shield(loading)
+
+    async def _load_map(self, name: str) -> ShardMap:
         return (await self._load(name))[0]
+
+    def _map_loaded(self, name: str, task: asyncio.Task[ShardMap]) -> None:
+        if self._map_loads.get(name) is task:
+            del self._map_loads[name]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every caller has gone
 
     async def create_stream(
         self,
@@ -323,8 +354,27 @@ class NatsEventStore(EventStore):
         return int(entry.value) if entry.value else None
 
     async def save_checkpoint(self, stream: str, *, group: str, shard: int, sequence: int) -> None:
-        bucket = await self._bucket(stream)
-        await bucket.put(f"{group}.{shard}", str(sequence).encode())
+        saved = await self.send_checkpoint(stream, group=group, shard=shard, sequence=sequence)
+        await saved()
+
+    async def send_checkpoint(
+        self, stream: str, *, group: str, shard: int, sequence: int
+    ) -> Callable[[], Awaitable[None]]:
+        """Send a checkpoint; the returned function waits until the server has saved it.
+
+        What KeyValue.put does (a publish to the bucket's subject, saved once the server
+        acks it), without nats-py's request: on Python 3.11 its wait_for can swallow a
+        cancellation that comes with the ack, and a reader's task then never stops.
+        """
+        await self._bucket(stream)
+        subject = KV_PRE_TEMPLATE.format(bucket=_bucket_name(stream)) + f"{group}.{shard}"
+        ack = await self.js.publish_async(subject, str(sequence).encode())
+
+        async def saved() -> None:
+            async with asyncio.timeout(_CHECKPOINT_TIMEOUT_S):
+                await ack
+
+        return saved
 
     async def shard_tail(self, stream: str, shard: int) -> tuple[int, datetime] | None:
         try:
