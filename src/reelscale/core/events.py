@@ -1,13 +1,15 @@
-"""The shared event envelope (CloudEvents 1.0) and the in-process event hook.
+"""The shared event envelope (CloudEvents 1.0) and the publisher services emit through.
 
-Services publish what happened; consumers subscribe by type prefix. The hook is the
-seam where the durable event stream plugs in later: publishers do not change.
+Services publish what happened; the publisher (implemented over the durable stream in
+`reelscale.events.publisher`) puts it on a named stream. Consumers are functions that read
+the stream (`reelscale.functions`), in this process or any other.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -35,22 +37,26 @@ class CloudEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-Handler = Callable[[CloudEvent], Awaitable[None]]
+Tap = Callable[[CloudEvent], Awaitable[None]]
 
 
-class EventHook:
-    """Delivers each published event to every subscriber whose prefix matches its type.
+class EventPublisher(ABC):
+    """Where services publish what happened: the durable event stream, in every deployment.
 
-    A failing subscriber is logged and skipped; it never fails the publisher's request.
+    `publish` returns once the event is stored (for the embedded log: after its fsync). A
+    failure to store is logged and counted, never raised: a member's request must not fail
+    because the stream is briefly unavailable. Consumers read the stream through the
+    functions runtime; `tap` only lets this process observe what it publishes itself (tests
+    and in-process instrumentation), it is not a way to consume the platform's events.
     """
 
     def __init__(self, *, clock: Clock, metrics: Metrics | None = None) -> None:
         self.clock = clock
         self.metrics = metrics
-        self._subscribers: list[tuple[str, Handler]] = []
+        self._taps: list[Tap] = []
 
-    def subscribe(self, handler: Handler, *, prefix: str = "") -> None:
-        self._subscribers.append((prefix, handler))
+    def tap(self, handler: Tap) -> None:
+        self._taps.append(handler)
 
     def make(
         self, *, source: str, type: str, subject: str | None = None, data: dict[str, Any]
@@ -64,19 +70,44 @@ class EventHook:
             data=data,
         )
 
-    async def publish(self, event: CloudEvent) -> None:
-        if self.metrics is not None:
-            self.metrics.events_published.labels(event.type).inc()
-        for prefix, handler in self._subscribers:
-            if event.type.startswith(prefix):
+    async def publish(self, event: CloudEvent, *, key: str | None = None) -> None:
+        """Store one event; `key` orders it (defaults to its subject, else its source)."""
+        await self.publish_many([event], key=key)
+
+    async def publish_many(self, events: list[CloudEvent], *, key: str | None = None) -> None:
+        if not events:
+            return
+        try:
+            await self._store(events, key)
+        except Exception:
+            log.exception(
+                "events not stored", extra={"event_type": events[0].type, "count": len(events)}
+            )
+            if self.metrics is not None:
+                self.metrics.events_failed.labels(events[0].type).inc(len(events))
+            return
+        for event in events:
+            if self.metrics is not None:
+                self.metrics.events_published.labels(event.type).inc()
+            for handler in self._taps:
                 try:
                     await handler(event)
                 except Exception:
-                    log.exception("event subscriber failed", extra={"event_type": event.type})
+                    log.exception("event tap failed", extra={"event_type": event.type})
 
     async def emit(
-        self, *, source: str, type: str, subject: str | None = None, data: dict[str, Any]
+        self,
+        *,
+        source: str,
+        type: str,
+        subject: str | None = None,
+        data: dict[str, Any],
+        key: str | None = None,
     ) -> CloudEvent:
         event = self.make(source=source, type=type, subject=subject, data=data)
-        await self.publish(event)
+        await self.publish(event, key=key)
         return event
+
+    @abstractmethod
+    async def _store(self, events: list[CloudEvent], key: str | None) -> None:
+        """Append the events durably, in order, under one partition key if given."""
