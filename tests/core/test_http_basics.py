@@ -10,12 +10,17 @@ import pytest
 
 from reelscale.app import ROLES
 from tests.conftest import make_settings, started
+from tests.support import bearer, member_token
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_unknown_route_is_problem_json(tmp_path: Path) -> None:
     async with started(make_settings(tmp_path)) as h:
+        # Without a token the edge answers 401 for any path off its allow-list, so that
+        # probing for routes learns nothing; with one, the router's own errors show.
+        assert (await h.client.get("/nowhere")).status_code == 401
+        h.client.headers.update(bearer(await member_token(h.client)))
         response = await h.client.get("/nowhere")
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
@@ -44,7 +49,8 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
         ready = await h.client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["roles"] == sorted(ROLES)  # `all` runs every role
-        await h.client.get("/v1/catalog/titles/not-a-uuid")
+        token = await member_token(h.client)
+        await h.client.get("/v1/catalog/titles/not-a-uuid", headers=bearer(token))
         text = (await h.client.get("/metrics")).text
         assert 'reelscale_http_requests_total{method="GET",route="/healthz",status="200"}' in text
         assert 'route="/v1/catalog/titles/{title_id}"' in text  # templates, not raw paths
@@ -83,9 +89,12 @@ async def test_unexpected_errors_are_500_problems_with_the_request_id(tmp_path: 
             raise RuntimeError("kaboom")
 
         h.app.add_api_route("/boom", boom)
+        token = await member_token(h.client)  # past the edge, which wants one off its list
         transport = httpx.ASGITransport(app=h.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.get("/boom", headers={"X-Request-ID": "trace-me"})
+            response = await client.get(
+                "/boom", headers={"X-Request-ID": "trace-me", **bearer(token)}
+            )
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["x-request-id"] == "trace-me"

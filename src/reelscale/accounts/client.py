@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Protocol
 
 import httpx
+from pydantic import BaseModel, Field
 
 from reelscale.core.errors import Overloaded
+
+
+class ProfileRow(BaseModel):
+    """What recommendations may know of a profile: its language and onboarding picks."""
+
+    id: uuid.UUID
+    language: str
+    picked_genres: list[str] = Field(default_factory=list)
+    picked_titles: list[uuid.UUID] = Field(default_factory=list)
 
 
 class Accounts(Protocol):

@@ -8,7 +8,7 @@ from reelscale.accounts.keys import KeyRing
 from reelscale.accounts.passwords import PasswordHasher
 from reelscale.accounts.throttle import LoginThrottle
 from reelscale.core.clock import Clock
-from reelscale.core.events import EventHook
+from reelscale.core.events import EventPublisher
 from reelscale.core.settings import Settings
 
 SOURCE = "reelscale/accounts"
@@ -21,4 +21,4 @@ class AccountsContext:
     hasher: PasswordHasher
     keys: KeyRing
     throttle: LoginThrottle
-    events: EventHook
+    events: EventPublisher

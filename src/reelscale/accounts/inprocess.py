@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from reelscale.accounts.client import ProfileRow
+from reelscale.accounts.models import Profile
 from reelscale.accounts.runtime import AccountsRuntime
 
 
@@ -16,3 +20,16 @@ class InProcessAccounts:
 
     async def aclose(self) -> None:
         return None
+
+
+class InProcessProfiles:
+    """Profiles as recommendations see them (no names, no PINs, no members)."""
+
+    def __init__(self, runtime: AccountsRuntime) -> None:
+        self._runtime = runtime
+
+    async def recs_profiles(self) -> list[ProfileRow]:
+        query = select(Profile.id, Profile.language)
+        async with self._runtime.platform.db.session() as db_session:
+            rows = await db_session.execute(query)
+            return [ProfileRow(id=profile_id, language=language) for profile_id, language in rows]

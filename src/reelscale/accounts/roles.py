@@ -36,6 +36,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             Scope.MEMBERS_ADMIN,
             Scope.KEYS_ADMIN,
             Scope.OPS_READ,
+            Scope.OPS_WRITE,
         }
     ),
     # Machine callers read the catalog and write events; they never act as a viewer.

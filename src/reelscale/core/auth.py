@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reelscale.core.errors import Unauthorized
 from reelscale.core.identity import Principal, Scope, TokenVerifier
+from reelscale.core.identity_headers import IDENTITY_HEADER, IdentityHeaders
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/login")
 
@@ -35,14 +36,34 @@ async def authenticated(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> Principal:
-    """The verified caller, or 401."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """The verified caller, or 401.
+
+    In order: the principal the in-process edge already verified (request state, which no
+    client can write); else a signed identity header from an edge in front, which must be
+    valid (a bad one is refused, never skipped); else, unless this service only accepts
+    requests through the edge (`REELSCALE_REQUIRE_EDGE_IDENTITY`), the bearer token, verified
+    here."""
+    bearer = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        if len(credentials.credentials) > 4096:
+            raise Unauthorized("the access token is malformed")
+        bearer = credentials.credentials
+    headers: IdentityHeaders | None = getattr(request.app.state, "identity_headers", None)
+    verified = getattr(request.state, "principal", None)
+    signed = request.headers.get(IDENTITY_HEADER)
+    if isinstance(verified, Principal):
+        principal = verified
+    elif signed is not None and headers is not None:
+        principal = headers.verify(signed, method=request.method, path=request.scope["path"])
+    elif headers is not None and headers.required:
+        raise Unauthorized("this service accepts requests only through the edge")
+    elif bearer is None:
         raise Unauthorized("an access token is required")
-    if len(credentials.credentials) > 4096:
-        raise Unauthorized("the access token is malformed")
-    principal = await _verifier(request).verify(credentials.credentials)
+    else:
+        principal = await _verifier(request).verify(bearer)
     request.state.principal = principal
-    current_bearer.set(credentials.credentials)
+    if bearer is not None:
+        current_bearer.set(bearer)
     return principal
 
 

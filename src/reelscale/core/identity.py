@@ -40,6 +40,7 @@ class Scope(StrEnum):
     MEMBERS_ADMIN = "members:admin"
     KEYS_ADMIN = "keys:admin"
     OPS_READ = "ops:read"
+    OPS_WRITE = "ops:write"
     EVENTS_WRITE = "events:write"
 
 

@@ -129,6 +129,11 @@ class Supervisor:
         self._services.append(service)
         return service
 
+    @property
+    def services(self) -> tuple[Service, ...]:
+        """Every service added so far, in the order added."""
+        return tuple(self._services)
+
     def _order(self) -> list[Service]:
         ordered: list[Service] = []
         visiting: set[int] = set()

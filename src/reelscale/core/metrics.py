@@ -40,7 +40,13 @@ class Metrics:
         )
         self.events_published = Counter(
             "reelscale_events_published_total",
-            "Events published on the in-process event hook, by type.",
+            "Events this process stored on the event stream, by type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.events_failed = Counter(
+            "reelscale_events_failed_total",
+            "Events this process could not store on the event stream, by type.",
             ["type"],
             registry=self.registry,
         )

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reelscale.core.logging import bind_request_id, reset_request_id
 from reelscale.core.metrics import Metrics
 from reelscale.core.problems import problem
+from reelscale.core.telemetry import route_family
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Metric labels must stay few: any other method is counted as OTHER.
@@ -65,7 +66,7 @@ class RequestContextMiddleware:
             await problem(500, detail="An unexpected error occurred.")(scope, receive, send_with_id)
         finally:
             self.metrics.http_in_flight.dec()
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or route_family(scope["path"])
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.http_requests.labels(route, method, str(status)).inc()
             self.metrics.http_latency.labels(route, method).observe(time.perf_counter() - started)

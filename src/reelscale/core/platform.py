@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from reelscale.core.clock import Clock
 from reelscale.core.db import Database
-from reelscale.core.events import EventHook
+from reelscale.core.events import EventPublisher
 from reelscale.core.identity import TokenVerifier
 from reelscale.core.lifecycle import Supervisor
 from reelscale.core.metrics import Metrics
@@ -20,6 +20,6 @@ class Platform:
     clock: Clock
     metrics: Metrics
     db: Database
-    events: EventHook
+    events: EventPublisher
     verifier: TokenVerifier
     supervisor: Supervisor = field(default_factory=Supervisor)

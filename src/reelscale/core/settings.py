@@ -7,7 +7,9 @@ inside `data_dir`, so a newcomer needs no configuration at all.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     transcode_lease_s: float = Field(default=45.0, ge=2.0, le=3600.0)
     media_url_ttl_s: int = Field(default=600, ge=30, le=6 * 3600)
 
+    # How often each process publishes its per-service request counts (service.metrics).
+    metrics_interval_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+    # This process's name among its peers: consumers that every process runs for itself
+    # (revocations) are named after it, so a restart resumes where it left off.
+    # None: host name and port.
+    instance: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,23}$")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None
@@ -74,6 +83,32 @@ class Settings(BaseSettings):
     pin_window_s: int = Field(default=900, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # The edge (reelscale.edge, docs/edge.md): in front of every route it checks the access
+    # token, sheds load by priority and applies rate limits. `edge_rules` are extra
+    # classification lines tried before the built-in ones, e.g.
+    # ["GET /v1/catalog/titles => DEGRADED"] (syntax in edge/priority.py).
+    edge_enabled: bool = True
+    edge_rules: tuple[str, ...] = ()
+    edge_critical_wait_s: float = Field(default=0.05, ge=0.0, le=1.0)
+    edge_limit_min: int = Field(default=4, ge=1, le=100_000)  # the adaptive floor
+    edge_limit_max: int = Field(default=2000, ge=1, le=100_000)
+    edge_utilisation_shedding: bool = True  # shed the lower classes on CPU and loop lag
+    # Token buckets (tokens per second, burst): per client address, per member, and per
+    # client address for POST /v1/auth/** (sign-up, sign-in, refresh, logout).
+    edge_address_rate_per_s: float = Field(default=50.0, gt=0)
+    edge_address_burst: float = Field(default=200.0, ge=1)
+    edge_member_rate_per_s: float = Field(default=20.0, gt=0)
+    edge_member_burst: float = Field(default=100.0, ge=1)
+    edge_auth_rate_per_s: float = Field(default=0.2, gt=0)
+    edge_auth_burst: float = Field(default=10.0, ge=1)
+    # Shared rate-limit buckets for several edge instances (redis://host:6379/0). None: in
+    # memory, per process.
+    redis_url: str | None = None
+    # For services behind a standalone edge: accept a caller only with the edge's signed
+    # identity header, never a bare bearer token (see docs/security.md).
+    require_edge_identity: bool = False
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -83,6 +118,12 @@ class Settings(BaseSettings):
         if value > ACCESS_TOKEN_TTL_CEILING_S:
             raise ValueError(f"access tokens live at most {ACCESS_TOKEN_TTL_CEILING_S} s")
         return value
+
+    @model_validator(mode="after")
+    def _edge_limits_ordered(self) -> Settings:
+        if self.edge_limit_min > self.edge_limit_max:
+            raise ValueError("REELSCALE_EDGE_LIMIT_MIN exceeds EDGE_LIMIT_MAX")
+        return self
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
@@ -101,6 +142,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'reelscale.db'}"
+
+    @property
+    def instance_name(self) -> str:
+        if self.instance:
+            return self.instance
+        host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")[:16]
+        return f"{host or 'host'}-{self.port}"
 
     @property
     def base_url(self) -> str:
