@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,6 +14,7 @@ from reelscale.edge.middleware import EdgeMiddleware
 from reelscale.edge.priority import Priority
 from reelscale.edge.ratelimit import MemoryBucketStore
 from reelscale.edge.runtime import EdgeRuntime
+from reelscale.edge.utilisation import UtilisationMonitor
 
 
 async def test_runtime_samples_loop_lag_and_sheds_bulk_while_the_loop_is_blocked() -> None:
@@ -42,3 +44,22 @@ def test_middleware_options_build_the_middleware() -> None:
 
     middleware = EdgeMiddleware(app, **runtime.middleware_options())
     assert middleware.limiter is runtime.limiter
+
+
+async def test_cpu_spent_in_worker_threads_does_not_count_as_a_busy_loop() -> None:
+    """Password hashing or a model build in a thread must not shed the loop's requests."""
+    monitor = UtilisationMonitor(clock=SystemClock())
+    monitor.sample(lag_s=0.0)
+    stop = time.perf_counter() + 0.3
+
+    def burn() -> None:
+        while time.perf_counter() < stop:
+            pass
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    while worker.is_alive():
+        await asyncio.sleep(0.01)  # the loop itself stays idle
+    monitor.sample(lag_s=0.0)
+    assert monitor.cpu < 0.5
+    assert not any(monitor.shedding)

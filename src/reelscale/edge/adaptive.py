@@ -26,6 +26,17 @@ The controller takes the best of three published designs and avoids their known 
 Samples arrive from `observe` on the request path (an append, nothing more); the control
 law runs once per window, when a window has both lasted `window_s` and gathered
 `min_samples` samples.
+
+Requests of different kinds cost different amounts (a segment read against a ranked browse
+row), and a window's latency percentile then says more about which kinds it happened to hold
+than about queueing: a window without the slow kind looks like a new floor, the next one
+with it like heavy queueing, and the limit collapses. So each sample carries a `kind` (the
+limiter passes the request's priority class), every kind has its own baseline, kept by the
+rules above, and the control law reads the window's percentile of each sample's latency
+divided by its kind's baseline: 1.0 means no queueing whatever the mix. Queueing delay adds
+the same time to every kind, so the cheap kinds, whose ratio it raises most, set the pace:
+the limit protects the latency of the cheapest requests, which are the play path. With a
+single kind this is exactly the law above.
 """
 
 from __future__ import annotations
@@ -52,6 +63,8 @@ class AdaptiveSettings:
     probe_jitter: float = 0.25  # +-25% so replicas do not probe in step
     probe_fraction: float = 0.5  # the limit during a probe, as a fraction of the limit
     utilised_fraction: float = 0.5  # only grow when the window used this much of the limit
+    min_kind_samples: int = 5  # a kind's baseline moves only on this many samples in a window
+    congestion_memory_s: float = 10.0  # after a cut, grow one at a time for this long
 
 
 class AdaptiveLimit:
@@ -67,17 +80,21 @@ class AdaptiveLimit:
             raise ValueError("need 0 < percentile <= 1 and grow_below < shrink_above")
         self._rng = random.Random(seed)  # noqa: S311 - probe jitter, not a secret
         self.estimated = min(max(s.initial_limit, s.min_limit), s.max_limit)
-        self.baseline_s: float | None = None
-        self.last_window_rtt_s: float | None = None
+        self.baselines: dict[int, float] = {}  # per kind: the no-load latency percentile
+        self.last_window_ratio: float | None = None
         # The first window is a probe: a baseline measured at the full initial limit could
         # already include queueing, and would then be trusted until the next probe.
         self.probing = True
         self.windows = 0
         self.probes = 0
         self._samples: list[float] = []
+        self._kinds: list[int] = []
         self._drops = 0
         self._max_in_flight = 0
         self._window_start: float | None = None
+        self._changed_at = -math.inf
+        self._congested_until = -math.inf
+        self._congested_at = math.inf  # the estimate at which congestion was last seen
         self._next_probe: float | None = None
 
     @property
@@ -87,7 +104,17 @@ class AdaptiveLimit:
         value = self.estimated * s.probe_fraction if self.probing else self.estimated
         return max(int(s.min_limit), math.floor(value))
 
-    def observe(self, *, rtt_s: float, in_flight: int, now: float) -> None:
+    @property
+    def estimated_limit(self) -> int:
+        """The estimate itself, probe or not (the limiter lets CRITICAL use it in a probe)."""
+        return max(int(self.settings.min_limit), math.floor(self.estimated))
+
+    @property
+    def baseline_s(self) -> float | None:
+        """The baseline of kind 0 (the only kind when callers give none)."""
+        return self.baselines.get(0)
+
+    def observe(self, *, rtt_s: float, in_flight: int, now: float, kind: int = 0) -> None:
         """Record one completed request; closes the window when it is due."""
         if self._window_start is None:
             self._window_start = now
@@ -95,7 +122,13 @@ class AdaptiveLimit:
             # Admitted before the probe lowered the limit: it waited in the old queue, so
             # it says nothing about the floor. Counting it would keep a stale baseline.
             return
+        if now - rtt_s < self._changed_at:
+            # Admitted under the previous limit: it says nothing about this one. Judging a
+            # new limit by the old queue makes the law overshoot both ways (a cut followed
+            # by more cuts while the old queue drains, growth on top of growth).
+            return
         self._samples.append(rtt_s)
+        self._kinds.append(kind)
         if in_flight > self._max_in_flight:
             self._max_in_flight = in_flight
         self._maybe_close(now)
@@ -118,55 +151,85 @@ class AdaptiveLimit:
 
     def _close_window(self, now: float) -> None:
         s = self.settings
-        samples, drops, used = self._samples, self._drops, self._max_in_flight
+        samples, kinds = self._samples, self._kinds
+        drops, used = self._drops, self._max_in_flight
         limit_in_window = self.limit
-        self._samples, self._drops, self._max_in_flight = [], 0, 0
+        self._samples, self._kinds, self._drops, self._max_in_flight = [], [], 0, 0
         self._window_start = now
         self.windows += 1
         if self._next_probe is None:
             self._next_probe = now + self._probe_delay()
-        window_rtt = _percentile(samples, s.percentile) if samples else None
-        self.last_window_rtt_s = window_rtt
+        by_kind: dict[int, list[float]] = {}
+        for kind, rtt in zip(kinds, samples, strict=True):
+            by_kind.setdefault(kind, []).append(rtt)
+        window_rtts = {
+            kind: _percentile(rtts, s.percentile)
+            for kind, rtts in by_kind.items()
+            if len(rtts) >= s.min_kind_samples or kind not in self.baselines
+        }
 
         if self.probing:
             # The probe window ran at a fraction of the limit, so its queue had drained:
             # its latency is the best evidence of the no-load floor, and may raise it.
             self.probing = False
             self._next_probe = now + self._probe_delay()
-            if window_rtt is not None and not drops:
-                previous, self.baseline_s = self.baseline_s, window_rtt
-                if previous is not None and window_rtt * s.grow_below < previous:
-                    # Far below the old floor: that floor held queueing, and this one may
-                    # too. Probe again after one normal window instead of in half a minute.
-                    self._next_probe = now
+            if not drops:
+                for kind, window_rtt in window_rtts.items():
+                    previous = self.baselines.get(kind)
+                    self.baselines[kind] = window_rtt
+                    if previous is not None and window_rtt * s.grow_below < previous:
+                        # Far below the old floor: that floor held queueing, and this one
+                        # may too. Probe again after one normal window, not in half a minute.
+                        self._next_probe = now
             return
-        if window_rtt is None:
+        if not samples:
             self.estimated = max(s.min_limit, self.estimated * s.drop_backoff)
             return
-        if self.baseline_s is None or window_rtt < self.baseline_s:
-            # Only a whole window's percentile can lower the floor, never one sample.
-            self.baseline_s = window_rtt
+        for kind, window_rtt in window_rtts.items():
+            baseline = self.baselines.get(kind)
+            if baseline is None or window_rtt < baseline:
+                # Only a whole window's percentile can lower a floor, never one sample.
+                self.baselines[kind] = window_rtt
+        ratios = [
+            rtt / baseline if (baseline := self.baselines.get(kind, 0.0)) > 0 else 1.0
+            for kind, rtt in zip(kinds, samples, strict=True)
+            if kind in self.baselines
+        ]
+        ratio = _percentile(ratios, s.percentile) if ratios else 1.0
+        self.last_window_ratio = ratio
         if now >= self._next_probe:
             self.probing = True
             self.probes += 1
-        self._adjust(window_rtt, drops, used, limit_in_window)
+        self._adjust(ratio, drops, used, limit_in_window, now)
 
-    def _adjust(self, window_rtt: float, drops: int, used: int, limit_in_window: int) -> None:
+    def _adjust(
+        self, ratio: float, drops: int, used: int, limit_in_window: int, now: float
+    ) -> None:
         s = self.settings
-        assert self.baseline_s is not None
-        ratio = window_rtt / self.baseline_s if self.baseline_s > 0 else 1.0
-        if drops:
-            new = self.estimated * s.drop_backoff
-        elif ratio > s.shrink_above:
-            # Proportional to how far latency is above the tolerated band, at most halving.
-            gradient = max(s.max_shrink_step, s.grow_below / ratio)
-            new = self.estimated * gradient
+        if drops or ratio > s.shrink_above:
+            if drops:
+                new = self.estimated * s.drop_backoff
+            else:
+                # Proportional to how far latency is above the band, at most halving.
+                new = self.estimated * max(s.max_shrink_step, s.grow_below / ratio)
+            self._congested_until = now + s.congestion_memory_s
+            self._congested_at = self.estimated
         elif ratio <= s.grow_below and used >= s.utilised_fraction * limit_in_window:
             # Additive growth of sqrt(limit): fast from small limits, gentle at large ones.
-            new = self.estimated + max(1.0, math.sqrt(self.estimated))
+            # For a while after congestion, as in TCP's congestion avoidance, the limit
+            # climbs back quickly to just under where congestion was seen, then one at a
+            # time: big steps there would overshoot it again and again (a sawtooth whose
+            # peaks queue and whose troughs shed).
+            step = math.sqrt(self.estimated)
+            if now < self._congested_until and self.estimated + step > 0.9 * self._congested_at:
+                step = 1.0
+            new = self.estimated + max(1.0, step)
         else:
             return  # the dead band, or a limit the traffic does not use: hold
-        self.estimated = min(max(new, s.min_limit), s.max_limit)
+        new = min(max(new, s.min_limit), s.max_limit)
+        if math.floor(new) != math.floor(self.estimated):
+            self._changed_at = now
+        self.estimated = new
 
     def _probe_delay(self) -> float:
         s = self.settings

@@ -10,7 +10,10 @@ limit that is lower for lower classes. That one rule gives the order of shedding
 - when a class that was idle needs its guarantee back, it is admitted at once even if
   borrowers hold the slots (requests are not pre-empted, so the total may exceed the limit
   for about one request time), and no borrower is admitted until the total falls back
-  under its ceiling, so borrowed slots return lowest class first.
+  under its ceiling, so borrowed slots return lowest class first;
+- while a CRITICAL request waits for a slot (`critical_wait_s`), no other class is
+  admitted, not even within its guarantee, and each freed slot is handed to the waiter:
+  when CRITICAL alone needs more than its share, the lower classes' guarantees yield to it.
 
 This follows concurrency-limits' partitioned limiter (admit within the partition's share
 even when the total is at the limit), adding ordered ceilings so classes are not shed
@@ -18,7 +21,7 @@ together.
 
 Admission and rejection are synchronous: a few integer comparisons, no awaits, no locks
 (the event loop is the only thread touching the counters). CRITICAL alone may wait, for a
-bounded few milliseconds, for a slot another CRITICAL request is about to free.
+bounded few milliseconds, and is then handed the next slot any request frees.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ class PriorityLimiter:
             for p in Priority
             for reason in REASONS
         }
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Permit | None]] = collections.deque()
         if registry is not None:
             registry.register(_LimiterCollector(self))
 
@@ -143,9 +146,17 @@ class PriorityLimiter:
 
     def guarantee(self, priority: Priority) -> int:
         """Slots this class is always admitted to, at the current limit."""
-        slots = math.floor(self.adaptive.limit * self.partitions[priority].share)
+        slots = math.floor(self._limit_for(priority) * self.partitions[priority].share)
         # A limit too small to give CRITICAL a slot would refuse every play: never that.
         return max(1, slots) if priority is Priority.CRITICAL else slots
+
+    def _limit_for(self, priority: Priority) -> int:
+        # A probe lowers the limit for a window to drain the queue and re-measure the floor;
+        # CRITICAL keeps the full limit meanwhile (the others, cut to the probe's fraction,
+        # still drain it), so probing never costs a play.
+        if priority is Priority.CRITICAL:
+            return self.adaptive.estimated_limit
+        return self.adaptive.limit
 
     def try_acquire(self, priority: Priority) -> Permit | Rejected:
         """Admit now or refuse now; never waits."""
@@ -157,25 +168,39 @@ class PriorityLimiter:
         return self._admit(priority)
 
     async def acquire(self, priority: Priority) -> Permit | Rejected:
-        """As `try_acquire`, except that CRITICAL may wait up to `critical_wait_s`."""
+        """As `try_acquire`, except that CRITICAL may wait up to `critical_wait_s`.
+
+        A waiting CRITICAL request is handed the next slot any request frees (admitted
+        inside `_release`, before anyone else can take it), so while CRITICAL waits, lower
+        classes arriving in the meantime cannot win the slot: that is what lets CRITICAL
+        take more than its guaranteed share from saturating lower classes."""
+        utilisation = self.utilisation
         if (
             priority is not Priority.CRITICAL
             or self.critical_wait_s <= 0
             or self._has_room(priority)
             or len(self._waiters) >= self.max_critical_waiters
+            or (utilisation is not None and utilisation.shedding[priority])
         ):
             return self.try_acquire(priority)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Permit | None] = loop.create_future()
         self._waiters.append(waiter)
+        expiry = loop.call_later(self.critical_wait_s, _expire, waiter)
         try:
-            await asyncio.wait_for(waiter, self.critical_wait_s)
-        except TimeoutError:
-            return self.reject(priority, "concurrency")
+            permit = await waiter
+        except BaseException:
+            # Cancelled (the client went away), perhaps just after a slot was handed over.
+            if waiter.done() and not waiter.cancelled() and (handed := waiter.result()):
+                handed.ignore()
+            raise
         finally:
+            expiry.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-        # Woken by a release; another request may still have taken the slot first.
-        return self.try_acquire(priority)
+        if permit is None:
+            return self.reject(priority, "concurrency")
+        return permit
 
     def reject(self, priority: Priority, reason: str) -> Rejected:
         """Count a refusal and return its (shared, prebuilt) description."""
@@ -183,9 +208,11 @@ class PriorityLimiter:
         return self._rejections[(priority, reason)]
 
     def _has_room(self, priority: Priority) -> bool:
+        if self._waiters and priority is not Priority.CRITICAL:
+            return False  # CRITICAL is waiting: every freed slot is its, guarantees or not
         if self.in_flight[priority] < self.guarantee(priority):
             return True
-        ceiling = self.adaptive.limit * self.partitions[priority].borrow_ceiling
+        ceiling = self._limit_for(priority) * self.partitions[priority].borrow_ceiling
         return self.total_in_flight < ceiling
 
     def _admit(self, priority: Priority) -> Permit:
@@ -200,14 +227,22 @@ class PriorityLimiter:
         self.total_in_flight -= 1
         now = self.clock.monotonic()
         if sample:
-            self.adaptive.observe(rtt_s=now - permit.started, in_flight=in_flight, now=now)
+            self.adaptive.observe(
+                rtt_s=now - permit.started, in_flight=in_flight, now=now, kind=permit.priority
+            )
         elif dropped:
             self.adaptive.observe_drop(now=now)
         while self._waiters and self._has_room(Priority.CRITICAL):
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(self._admit(Priority.CRITICAL))  # the slot, handed over
                 break
+
+
+def _expire(waiter: asyncio.Future[Permit | None]) -> None:
+    """A CRITICAL wait ran out: answer None (refuse), unless a slot was handed over."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _LimiterCollector:
@@ -227,11 +262,14 @@ class _LimiterCollector:
             "The adaptive concurrency limit in force now (lowered during a probe).",
             value=adaptive.limit,
         )
-        yield GaugeMetricFamily(
+        baseline = GaugeMetricFamily(
             "reelscale_edge_baseline_rtt_seconds",
-            "The no-load latency the limiter compares windows with (0 before the first).",
-            value=adaptive.baseline_s or 0.0,
+            "The no-load latency each priority's requests are compared with (0 before one).",
+            labels=["priority"],
         )
+        for priority in Priority:
+            baseline.add_metric([priority.label], adaptive.baselines.get(priority, 0.0))
+        yield baseline
         in_flight = GaugeMetricFamily(
             "reelscale_edge_in_flight",
             "Admitted requests in flight, by priority.",
@@ -260,7 +298,7 @@ class _LimiterCollector:
         if limiter.utilisation is not None:
             yield GaugeMetricFamily(
                 "reelscale_edge_cpu_utilisation",
-                "Process CPU per wall second, as a fraction of one core.",
+                "Event-loop thread CPU per wall second, as a fraction of one core.",
                 value=limiter.utilisation.cpu,
             )
             yield GaugeMetricFamily(

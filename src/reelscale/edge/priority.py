@@ -174,7 +174,15 @@ DEFAULT_RULES: tuple[str, ...] = (
 
 # Probes and scrapes must answer while the process is overloaded, or orchestrators kill a
 # healthy but busy replica and monitoring goes blind exactly when it is needed.
-DEFAULT_EXEMPT: tuple[str, ...] = ("/healthz", "/readyz", "/livez", "/metrics")
+# Never limited: probes, and live streams, which would hold a concurrency permit for
+# minutes and feed that "latency" to the adaptive limit.
+DEFAULT_EXEMPT: tuple[str, ...] = (
+    "/healthz",
+    "/readyz",
+    "/livez",
+    "/metrics",
+    "/v1/ops/analytics/live",
+)
 
 
 class Classifier:

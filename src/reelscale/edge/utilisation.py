@@ -1,20 +1,22 @@
-"""Process CPU and event-loop lag, and the per-class decision to shed on them.
+"""Event-loop CPU and lag, and the per-class decision to shed on them.
 
 Latency tells the concurrency limiter about queueing in front of the work; it cannot see a
 process whose event loop is starved (every callback late, including the ones that would
 measure latency) or whose CPU is spent. So a sampler measures both, periodically, and turns
 them into one boolean per class that the request path reads with a list index.
 
-CPU is the process's user plus system time per wall second, as a fraction of one core: the
-event loop runs on one thread, so one core is what it saturates. Loop lag is how late a
-timer fires; it is smoothed (an exponentially weighted average that rises at once and
-falls gently) so one late tick neither sheds nor hides a sustained stall.
+CPU is the event-loop thread's own CPU time per wall second, as a fraction of one core: the
+loop runs on one thread, so one core is what it saturates. Not the whole process: worker
+threads (password hashing at sign-in, a recommendations build) can keep a core busy while
+the loop itself is idle, and shedding requests then would refuse work the loop could do.
+Loop lag is how late a timer fires; it is smoothed (an exponentially weighted average that
+rises at once and falls gently) so one late tick neither sheds nor hides a sustained stall.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,10 +24,9 @@ from reelscale.core.clock import Clock
 from reelscale.edge.priority import Priority
 
 
-def process_cpu_seconds() -> float:
-    """User plus system CPU time of this process (and its threads) so far."""
-    times = os.times()
-    return times.user + times.system
+def loop_cpu_seconds() -> float:
+    """CPU time of the calling thread so far: sampled on the event loop, the loop's own."""
+    return time.thread_time()
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class UtilisationMonitor:
         *,
         clock: Clock,
         thresholds: Mapping[Priority, SheddingThresholds] | None = None,
-        cpu_seconds: Callable[[], float] = process_cpu_seconds,
+        cpu_seconds: Callable[[], float] = loop_cpu_seconds,
         interval_s: float = 0.05,
         lag_decay: float = 0.8,
     ) -> None:
