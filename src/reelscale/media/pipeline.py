@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from reelscale.core.clock import Clock
 from reelscale.core.db import Database
-from reelscale.core.events import EventHook
+from reelscale.core.events import EventPublisher
 from reelscale.media.blobs import BlobStore
 from reelscale.media.ladder import PlannedRung, plan_ladder
 from reelscale.media.models import Asset, Rendition
@@ -53,7 +53,7 @@ class PipelineContext:
     clock: Clock
     staging_root: Path
     preset: str = "veryfast"
-    events: EventHook | None = None
+    events: EventPublisher | None = None
 
 
 def asset_prefix(asset_id: uuid.UUID) -> str:

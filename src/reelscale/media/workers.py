@@ -16,7 +16,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from reelscale.core.events import EventHook
+from reelscale.core.events import EventPublisher
 from reelscale.core.lifecycle import Service
 from reelscale.core.metrics import Metrics
 from reelscale.media import jobs
@@ -36,7 +36,7 @@ class TranscodeWorkers(Service):
         ctx: PipelineContext,
         *,
         slots: int,
-        events: EventHook,
+        events: EventPublisher,
         metrics: Metrics | None = None,
         poll_s: float = 1.0,
         lease_s: float = LEASE_S,

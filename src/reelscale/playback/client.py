@@ -18,8 +18,9 @@ class SignalRow(BaseModel):
     duration_s: float
     watched: bool
     plays: int
-    thumb: int = 0  # -1 down, 0 none, +1 up; the platform records no thumbs yet
-    updated_at: datetime
+    thumb: int = 0  # -1 down, 0 none, +1 up
+    device: str | None = None  # the device of the latest play, for context features
+    updated_at: datetime  # the latest activity: the hour and weekday of viewing come from it
 
 
 class Signals(Protocol):

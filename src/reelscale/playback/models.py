@@ -1,11 +1,11 @@
-"""Playback tables: play sessions (for stream limits and heartbeats) and per-profile progress."""
+"""Playback tables: play sessions (stream limits, heartbeats), per-profile progress, thumbs."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Index, MetaData, String, Uuid
+from sqlalchemy import Boolean, Float, Index, MetaData, SmallInteger, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from reelscale.core.sqltypes import UtcDateTime
@@ -45,3 +45,14 @@ class Progress(Base):
     duration_s: Mapped[float] = mapped_column(Float)
     watched: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class Thumb(Base):
+    """A profile's thumbs up or down on a title: a signal for recommendations."""
+
+    __tablename__ = "playback_thumbs"
+
+    profile_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    title_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    thumb: Mapped[int] = mapped_column(SmallInteger)  # -1 or 1; cleared thumbs are deleted
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -46,7 +46,7 @@ def _expires(ctx: PlaybackContext) -> int:
     return int(ctx.clock.now().timestamp()) + ctx.url_ttl_s
 
 
-def _member_and_profile(principal: Principal) -> tuple[uuid.UUID, uuid.UUID]:
+def member_and_profile(principal: Principal) -> tuple[uuid.UUID, uuid.UUID]:
     if principal.profile_id is None:
         raise Forbidden("pick a profile before playing")
     return uuid.UUID(principal.subject), uuid.UUID(principal.profile_id)
@@ -54,7 +54,7 @@ def _member_and_profile(principal: Principal) -> tuple[uuid.UUID, uuid.UUID]:
 
 async def authorize(*, ctx: PlaybackContext, principal: Principal, data: PlayIn) -> PlayOut:
     """Entitlement, maturity and the plan's stream limit; then a session and signed URLs."""
-    member_id, profile_id = _member_and_profile(principal)
+    member_id, profile_id = member_and_profile(principal)
     title = await ctx.catalog.title_summary(data.title_id)  # NotFound when not available
     ceiling = principal.max_maturity if principal.max_maturity is not None else ADULT_LEVEL
     if title.maturity_level > ceiling:
@@ -172,7 +172,7 @@ async def stop(
 async def _own_session(
     db_session: AsyncSession, principal: Principal, session_id: uuid.UUID
 ) -> PlaySession:
-    member_id, profile_id = _member_and_profile(principal)
+    member_id, profile_id = member_and_profile(principal)
     session = await db_session.get(PlaySession, session_id)
     if session is None or session.member_id != member_id or session.profile_id != profile_id:
         raise NotFound("no such play session")
@@ -210,7 +210,7 @@ async def _record_progress(
 async def continue_watching(
     *, db_session: AsyncSession, principal: Principal, limit: int = 20
 ) -> list[ProgressOut]:
-    _, profile_id = _member_and_profile(principal)
+    _, profile_id = member_and_profile(principal)
     rows = await db_session.scalars(
         select(Progress)
         .where(Progress.profile_id == profile_id, Progress.watched.is_(False))
@@ -223,7 +223,7 @@ async def continue_watching(
 async def history(
     *, db_session: AsyncSession, principal: Principal, limit: int = 50
 ) -> list[ProgressOut]:
-    _, profile_id = _member_and_profile(principal)
+    _, profile_id = member_and_profile(principal)
     rows = await db_session.scalars(
         select(Progress)
         .where(Progress.profile_id == profile_id)

@@ -27,6 +27,7 @@ def mount_web(app: FastAPI) -> None:
         "/profiles",
         "/login",
         "/editor",
+        "/ops",
     ):
         app.add_api_route(path, index, include_in_schema=False, methods=["GET"])
 

@@ -2,6 +2,8 @@
 import { api, ApiError, claims, session, signIn, signOut } from "./api.js";
 import { renderPlayer } from "./player.js";
 import { renderEditor } from "./editor.js";
+import { renderOps } from "./ops.js";
+import * as activity from "./activity.js";
 
 const view = document.getElementById("view");
 const nav = document.getElementById("nav");
@@ -37,6 +39,7 @@ const routes = [
   [/^\/title\/([0-9a-f-]{36})$/, renderTitle],
   [/^\/watch\/([0-9a-f-]{36})$/, renderPlayer, { chrome: false }],
   [/^\/editor$/, renderEditor],
+  [/^\/ops$/, renderOps],
 ];
 
 let cleanup = null;
@@ -53,6 +56,8 @@ async function route() {
   if (!nav.hidden) drawNav();
   view.replaceChildren();
   window.scrollTo(0, 0);
+  activity.setSurface({ "/": "home", "/browse": "browse", "/search": "search" }[path]
+    || (path.startsWith("/watch/") ? "player" : "title"));
   try {
     const params = path.match(re).slice(1);
     cleanup = (await render(view, ...params)) || null;
@@ -80,6 +85,7 @@ function drawNav() {
   button.textContent = (p.name || "?").slice(0, 1).toUpperCase();
   const scopes = (claims()?.scope || "").split(" ");
   document.getElementById("nav-editor").hidden = !scopes.includes("media:write");
+  document.getElementById("nav-ops").hidden = !scopes.includes("ops:read");
   for (const a of nav.querySelectorAll("nav a")) a.classList.toggle("active", a.pathname === location.pathname);
 }
 document.getElementById("nav-profile").addEventListener("click", () => {
@@ -224,6 +230,7 @@ export function card(t, { progress = null, ready = false } = {}) {
 function row(title, cards, id) {
   const el = h(`<section class="row" ${id ? `id="${id}"` : ""}><h2>${esc(title)}</h2><div class="row-track"></div></section>`);
   el.querySelector(".row-track").append(...cards);
+  activity.impression(id || title, cards.map((c) => c.getAttribute("href")?.slice("/title/".length)));
   return el;
 }
 
@@ -233,7 +240,7 @@ async function titleSafe(id) {
 
 async function renderHome(root) {
   playableCache = null;
-  const [ready, recs] = await Promise.all([playable(), api("/v1/recs/home").catch(() => null)]);
+  const [ready, recs] = await Promise.all([playable(), api("/v1/recs/home?device=web").catch(() => null)]);
   const readyTitles = (await Promise.all([...ready.keys()].map(titleSafe))).filter(Boolean);
   const page = h(`<div></div>`);
   const readyRow = readyTitles.length
@@ -321,6 +328,8 @@ async function renderSearch(root) {
   const hits = await api(`/v1/catalog/search?q=${encodeURIComponent(q)}&limit=40`);
   if (!hits.length) el.append(h(`<p class="empty">No titles match. Check the spelling or try a person or genre.</p>`));
   el.querySelector("#results").append(...hits.map((hit) => card(hit.title, { ready: ready.has(hit.title.id) })));
+  activity.search(q.length, hits.length);
+  activity.impression("results", hits.map((hit) => hit.title.id));
 }
 
 // ------------------------------------------------------------------ title page
@@ -337,6 +346,7 @@ async function renderTitle(root, id) {
     actions.prepend(h(`<span class="btn btn-ghost" aria-disabled="true">Coming soon</span>`));
   }
   actions.querySelector('a[href^="/title/"]')?.remove();
+  actions.append(thumbs(t.id));
   const seasons = t.seasons.map((s) => `<h3>${esc(s.name)}</h3><ul class="episodes">${s.episodes.map((e) =>
     `<li><span class="n">${e.number}</span><div><b>${esc(e.name)}</b> <small>${e.runtime_minutes} min</small><br>
     <span style="color:var(--muted)">${esc(e.synopsis)}</span></div></li>`).join("")}</ul>`).join("");
@@ -353,6 +363,26 @@ async function renderTitle(root, id) {
   }
   const cards = (items || []).filter((x) => x.id !== t.id).map((x) => card(x, { ready: ready.has(x.id) }));
   if (cards.length) body.querySelector("#more-like-this").replaceWith(row("More Like This", cards));
+}
+
+// Thumbs up or down: a signal for recommendations, toggled like a streaming service's.
+function thumbs(titleId) {
+  const el = h(`<span class="thumbs"><button class="icon-btn" id="thumb-up" aria-label="I like this" aria-pressed="false">👍</button>
+    <button class="icon-btn" id="thumb-down" aria-label="Not for me" aria-pressed="false">👎</button></span>`);
+  const show = (value) => {
+    el.querySelector("#thumb-up").setAttribute("aria-pressed", String(value === 1));
+    el.querySelector("#thumb-down").setAttribute("aria-pressed", String(value === -1));
+    el.dataset.thumb = String(value);
+  };
+  const set = async (value) => {
+    const next = Number(el.dataset.thumb) === value ? 0 : value;
+    try { show((await api(`/v1/playback/thumbs/${titleId}`, { method: "PUT", body: { thumb: next } })).thumb); }
+    catch (err) { toast(err.message); }
+  };
+  el.querySelector("#thumb-up").addEventListener("click", () => set(1));
+  el.querySelector("#thumb-down").addEventListener("click", () => set(-1));
+  api(`/v1/playback/thumbs/${titleId}`).then((r) => show(r.thumb)).catch(() => show(0));
+  return el;
 }
 
 function renderNotFound(root) {

@@ -1,5 +1,7 @@
 // The player: hls.js over the signed manifest, a quality menu, trickplay previews on the
 // seek bar, resume, and heartbeats that report progress and renew the signed media path.
+// Heartbeats also carry what the viewer experienced since the last one (time played, time
+// stalled, quality switches, errors): the platform publishes them as playback events.
 import { api, session } from "./api.js";
 import { esc, h, navigate, toast } from "./app.js";
 
@@ -52,6 +54,33 @@ export async function renderPlayer(root, titleId) {
   window.__player = state;
   state.video = video;
   const firstFrame = () => { state.ttff_ms ??= performance.now() - pressed; };
+
+  // --- what the viewer experienced, reported with the next heartbeat
+  const report = { watchedMs: 0, rebufferMs: 0, events: [], playingSince: null, stalledSince: null, seeking: false };
+  state.report = report;
+  const MAX_EVENTS = 32;
+  const note = (event) => { if (report.events.length < 4 * MAX_EVENTS) report.events.push(event); };
+  const settlePlaying = () => {
+    if (report.playingSince != null) report.watchedMs += performance.now() - report.playingSince;
+    report.playingSince = video.paused ? null : performance.now();
+  };
+  video.addEventListener("playing", () => {
+    if (report.stalledSince != null) { // a stall after the first frame that was not a seek
+      const ms = Math.round(performance.now() - report.stalledSince);
+      report.rebufferMs += ms;
+      note({ type: "rebuffer", duration_ms: Math.min(ms, 60000) });
+      report.stalledSince = null;
+    }
+    report.seeking = false;
+    report.playingSince = performance.now();
+  });
+  video.addEventListener("waiting", () => {
+    settlePlaying();
+    report.playingSince = null;
+    if (state.ttff_ms != null && !report.seeking) report.stalledSince = performance.now();
+  });
+  video.addEventListener("seeking", () => { report.seeking = true; report.stalledSince = null; });
+  video.addEventListener("pause", () => { settlePlaying(); report.playingSince = null; });
   if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(firstFrame);
   else video.addEventListener("playing", firstFrame, { once: true });
 
@@ -67,10 +96,18 @@ export async function renderPlayer(root, titleId) {
     });
     state.hls = hls;
     hls.on(window.Hls.Events.MANIFEST_PARSED, () => { drawQualities(); video.play().catch(() => {}); });
-    hls.on(window.Hls.Events.LEVEL_SWITCHED, (_e, data) => { state.switches += 1; state.level = data.level; drawQualities(); });
+    hls.on(window.Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+      const from = state.level != null ? hls.levels[state.level] : null;
+      const to = hls.levels[data.level];
+      if (to && from !== to) note({ type: "quality_switch", from_rendition: from ? `${from.height}p` : null, to_rendition: `${to.height}p` });
+      state.switches += 1; state.level = data.level; drawQualities();
+    });
     hls.on(window.Hls.Events.ERROR, (_e, data) => {
       if (!data.fatal) return;
       state.errors.push(`${data.type}:${data.details}`);
+      note({ type: "error", code: String(data.details || data.type).slice(0, 64).replace(/[^\w.:-]/g, "_"),
+        fatal: true, before_first_frame: state.ttff_ms == null });
+      beat();
       if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
       else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
       else toast(`Playback failed: ${data.details}`, 8000);
@@ -147,17 +184,31 @@ export async function renderPlayer(root, titleId) {
   if (play.thumbnails_url) loadThumbnails(play.thumbnails_url, seek, $("thumb"), () => prefix, at);
 
   // --- heartbeats: progress for resume, and a renewed signed prefix
+  function takeReport() {
+    settlePlaying();
+    const out = {
+      watched_ms: Math.min(Math.round(report.watchedMs), 60000),
+      rebuffer_ms: Math.min(Math.round(report.rebufferMs), 60000),
+      events: report.events.splice(0, MAX_EVENTS),
+    };
+    report.watchedMs = 0;
+    report.rebufferMs = 0;
+    return out;
+  }
   async function beat(kind) {
     if (state.stopped) return;
     const level = state.hls?.levels?.[state.hls.currentLevel];
+    const sent = takeReport();
     try {
       const r = await api(`/v1/playback/sessions/${play.session_id}/heartbeat`, {
         method: "POST",
         body: { position_s: video.currentTime || 0, state: kind || (video.paused ? "paused" : "playing"),
-          rendition: level ? `${level.height}p` : null },
+          rendition: level ? `${level.height}p` : null, ...sent },
       });
       prefix = r.media_prefix;
+      state.beats = (state.beats || 0) + 1;
     } catch (err) {
+      report.events.unshift(...sent.events); // kept for the next heartbeat
       if (err.status === 409) toast("This play session ended.");
     }
   }
@@ -169,7 +220,7 @@ export async function renderPlayer(root, titleId) {
     fetch(`/v1/playback/sessions/${play.session_id}/stop`, {
       method: "POST", keepalive: true,
       headers: { "content-type": "application/json", authorization: `Bearer ${access_token}` },
-      body: JSON.stringify({ position_s: video.currentTime || 0 }),
+      body: JSON.stringify({ position_s: video.currentTime || 0, events: takeReport().events }),
     }).catch(() => {});
   };
   window.addEventListener("pagehide", stop);
