@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from reelscale.recs.bench import platform_sources as make_platform_sources
+from reelscale.recs.rhythm import RhythmConfig
+from reelscale.recs.rhythm import rhythm_sources as make_rhythm_sources
 from reelscale.recs.snapshot import RecsModel, build_model
 from reelscale.recs.sources import StaticSources
 from reelscale.recs.synthetic import SyntheticConfig, SyntheticData, generate, write_csv
@@ -47,6 +49,26 @@ def platform_model(platform_sources: StaticSources) -> RecsModel:
         titles=platform_sources.titles,
         signals=platform_sources.signals,
         profiles=platform_sources.profiles,
+        now=NOW,
+        version=1,
+    )
+
+
+RHYTHM = RhythmConfig(profiles=240, titles_per_genre=80, seed=5)
+
+
+@pytest.fixture(scope="session")
+def rhythm_sources() -> StaticSources:
+    """Profiles with a planted daily rhythm: one genre in the evening, another at breakfast."""
+    return make_rhythm_sources(RHYTHM, now=NOW)
+
+
+@pytest.fixture(scope="session")
+def rhythm_model(rhythm_sources: StaticSources) -> RecsModel:
+    return build_model(
+        titles=rhythm_sources.titles,
+        signals=rhythm_sources.signals,
+        profiles=rhythm_sources.profiles,
         now=NOW,
         version=1,
     )

@@ -142,3 +142,34 @@ async def test_more_like_this(client: tuple[httpx.AsyncClient, FakeClock]) -> No
     assert missing.status_code == 404
     bad = await http.get("/v1/recs/titles/not-a-uuid/more-like-this", headers=headers)
     assert bad.status_code == 422
+
+
+async def test_home_is_ranked_for_the_requests_context(
+    client: tuple[httpx.AsyncClient, FakeClock],
+) -> None:
+    http, clock = client
+    clock.advance(20 * 3600)  # Thursday 1 January 2026, 20:00 UTC
+    headers = auth(token(clock, "catalog:read", {"id": PROFILE}))
+    response = await http.get("/v1/recs/home", params={"device": "roku"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["context"] == {"hour_bucket": 6, "weekend": False, "device": "tv"}
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+    response = await http.get("/v1/recs/home", headers=headers | {"User-Agent": phone})
+    assert response.json()["context"]["device"] == "mobile"
+    response = await http.get(
+        "/v1/recs/home", params={"device": "web"}, headers=headers | {"User-Agent": phone}
+    )
+    assert response.json()["context"]["device"] == "web"  # what the page says wins
+    response = await http.get("/v1/recs/home", headers=headers | {"User-Agent": "curl/8.5"})
+    assert response.json()["context"]["device"] is None
+
+
+@pytest.mark.parametrize("device", ["../etc", "a b", "x" * 65, ""])
+async def test_a_malformed_device_is_refused(
+    client: tuple[httpx.AsyncClient, FakeClock], device: str
+) -> None:
+    http, clock = client
+    headers = auth(token(clock, "catalog:read", {"id": PROFILE}))
+    response = await http.get("/v1/recs/home", params={"device": device}, headers=headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")

@@ -58,11 +58,14 @@ def test_continue_watching_holds_exactly_the_titles_between_5_and_90_percent(
     profile = busiest(platform_model)[0]
     rows = home(platform_model, Viewer(profile_id=profile))
     resume = rows[0]
-    marks = platform_model.profiles[profile].progress
+    state = platform_model.profiles[profile]
     expected = [
         m.item
-        for m in sorted(marks, key=lambda m: -m.updated)
-        if not m.watched and 0.05 <= m.fraction < 0.9 and allowed(platform_model, m.item, 18)
+        for m in sorted(state.progress, key=lambda m: -m.updated)
+        if not m.watched
+        and 0.05 <= m.fraction < 0.9
+        and allowed(platform_model, m.item, 18)
+        and m.item not in state.disliked  # a thumbs down is not resumed either
     ][:20]
     assert [platform_model.index[c.id] for c in resume.items] == expected
     assert all(0.05 <= f < 0.9 for f in resume.progress)

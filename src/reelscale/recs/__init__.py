@@ -13,14 +13,20 @@ Offline part (this package today):
     synthetic  data with planted structure, shaped like MovieLens-100k, for tests and benches
     cli        the `reelscale recs ...` commands
 
-Serving part:
+Platform part:
 
-    sources    what recs reads from the catalog and playback, as protocols (no imports)
-    snapshot   RecsModel: a build of everything requests need, immutable and versioned
-    similarity item neighbour lists (collaborative; blended with genre, cast, language)
-    live       playback events since the last build, applied at once
-    rows       RowBuilder: the personalised home page and More Like This
-    serving    RecsService: trains on start and on a schedule, swaps models atomically
-    api        GET /v1/recs/home and /v1/recs/titles/{id}/more-like-this
-    bench      `reelscale bench recs`: home-row latency on synthetic platform data
+    sources     what recs reads from catalog, playback, accounts, as protocols (no imports)
+    context     a request's or an interaction's context: hour bucket, week part, device
+    contextrank the second stage: features, affinity tables, per-request re-ordering
+    contexttrain its training inside a build, on a time-based holdout, with a fallback
+    snapshot    RecsModel: a build of everything requests need, immutable and versioned
+    similarity  item neighbour lists (collaborative; blended with genre, cast, language)
+    training    one training run: read the sources, build, summarise (server and CLI)
+    artifacts   versioned model files and the CURRENT pointer, written atomically
+    live        playback events (progress, plays, thumbs) since the last build
+    rows        RowBuilder: the personalised home page and More Like This
+    serving     RecsService: builds, rebuild requests, artifact polling, atomic swaps
+    api         GET /v1/recs/home and /v1/recs/titles/{id}/more-like-this
+    rhythm      synthetic platform data with a planted daily rhythm (tests)
+    bench       `reelscale bench recs`: home-row latency on synthetic platform data
 """

@@ -2,7 +2,10 @@
 
 `platform_sources` turns the planted-structure generator of `synthetic` into what the
 platform's own sources would give: titles with languages, maturity levels, cast and
-availability windows, and per-profile progress rows (watched, in progress, sampled).
+availability windows, and per-profile progress rows (watched, in progress, sampled). It
+also plants a daily rhythm, so the context ranker has something to learn and the bench times
+it: titles of the NIGHT_GENRES are mostly watched late in the evening on a TV, the rest
+during the day on each profile's usual device.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from reelscale.recs.sources import ProfileRecord, SignalRecord, StaticSources, T
 from reelscale.recs.synthetic import SyntheticConfig, generate
 
 LANGUAGES = ("en", "en", "en", "es", "fr", "ja", "ko", "de")
+DEVICES = ("web", "tv", "ios", "android", "ipad")
+NIGHT_GENRES = frozenset({"Horror", "Thriller", "Crime", "Noir", "Mystery", "Sci-Fi", "War"})
 LEVELS = (0, 7, 10, 13, 14, 17, 18)
 
 
@@ -56,6 +61,7 @@ def platform_sources(
     assert rows.timestamps is not None
     assert rows.ratings is not None
     shift = now.timestamp() - float(rows.timestamps.max()) - 3600.0  # the last play an hour ago
+    main_device = rng.integers(len(DEVICES), size=rows.n_users)
     signals = []
     for user, item, stamp, rating in zip(
         rows.users, rows.items, rows.timestamps, rows.ratings, strict=True
@@ -63,6 +69,15 @@ def platform_sources(
         duration = 60.0 * (titles[item].runtime_minutes or 90)
         # Ratings stand in for engagement: loved titles finished, others dropped part way.
         fraction = 1.0 if rating >= 4 else float(rng.uniform(0.02, 0.85))
+        moment = datetime.fromtimestamp(float(stamp) + shift, UTC)
+        night = bool(NIGHT_GENRES & set(titles[item].genres)) == (rng.random() < 0.8)
+        hour = int(rng.integers(20, 24)) if night else int(rng.integers(8, 18))
+        moment = moment.replace(hour=hour)
+        if moment > now - timedelta(minutes=5):
+            moment -= timedelta(days=1)
+        device = DEVICES[
+            main_device[user] if rng.random() < 0.8 else int(rng.integers(len(DEVICES)))
+        ]
         signals.append(
             SignalRecord(
                 profile_id=rows.user_ids[user],
@@ -70,8 +85,9 @@ def platform_sources(
                 position_s=fraction * duration,
                 duration_s=duration,
                 watched=fraction >= 0.9,
-                updated_at=datetime.fromtimestamp(float(stamp) + shift, UTC),
+                updated_at=moment,
                 thumb=1 if rating == 5 and rng.random() < 0.2 else (-1 if rating == 1 else 0),
+                device="tv" if night and rng.random() < 0.7 else device,
             )
         )
     profiles = [
@@ -89,7 +105,8 @@ def serving_latency(
     requests: int = 10_000,
     seed: int = 42,
 ) -> dict[str, float | int | str]:
-    """Build a model on synthetic data and time `home_rows` for random profiles."""
+    """Build a model on synthetic data and time `home_rows` for random profiles, at random
+    hours of the week and on random devices (so the context ranker runs for each)."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
     config = SyntheticConfig(users=profiles, items=titles, interactions=interactions, seed=seed)
     sources = platform_sources(config, now=now)
@@ -109,14 +126,17 @@ def serving_latency(
     rng = np.random.default_rng(seed)
     ids = [p.id for p in sources.profiles] + [f"new-{n}" for n in range(profiles // 20)]
     ceilings = (None, 18, 13, 7)
+    devices = (None, *DEVICES)
     timings = np.empty(requests)
     for n in range(requests):
         viewer = Viewer(
             profile_id=ids[int(rng.integers(len(ids)))],
             max_maturity=ceilings[int(rng.integers(len(ceilings)))],
+            device=devices[int(rng.integers(len(devices)))],
         )
+        moment = now + timedelta(hours=float(rng.uniform(0, 7 * 24)))
         begin = time.perf_counter()
-        builder.home(model=model, live=live, viewer=viewer, now=now)
+        builder.home(model=model, live=live, viewer=viewer, now=moment)
         timings[n] = time.perf_counter() - begin
     return {
         "home_rows_ms_p50": round(float(np.percentile(timings, 50)) * 1000, 3),
@@ -127,4 +147,5 @@ def serving_latency(
         "requests": requests,
         "build_s": round(build_s, 2),
         "algorithm": model.algorithm,
+        "context_ranker": bool(model.stats.get("context_kept")),
     }

@@ -1,30 +1,53 @@
-"""`reelscale recs ...`: offline top-k, evaluation and synthetic data.
+"""`reelscale recs ...`: the platform's training job, offline top-k, evaluation, synthetic data.
 
 Human-readable output goes to stderr; the last line on stdout is one JSON object with the
 result, so scripts and benchmarks can read it.
+
+`train` reads the platform's titles, signals and profiles through the same sources the
+server uses. Recs may not import the services that own them (import-linter's independence
+contract), so the top-level CLI, which assembles services like `create_app` does, hands
+this module an opener with `use_platform_sources`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from reelscale.core.settings import Settings
 from reelscale.recs.errors import DataError
 
 if TYPE_CHECKING:
     from reelscale.recs.pipeline import ModelName
+    from reelscale.recs.sources import PlatformSources
+
+#: Opens the platform's sources for a training run (read-only), given the settings.
+SourcesOpener = Callable[[Settings], AbstractAsyncContextManager["PlatformSources"]]
+_opener: SourcesOpener | None = None
+
+
+def use_platform_sources(opener: SourcesOpener | None) -> None:
+    """Tell `reelscale recs train` how to reach the platform's data (None forgets it)."""
+    global _opener
+    _opener = opener
+
 
 # Kept in step with pipeline.MODEL_NAMES (a test checks); importing pipeline here would load
 # numpy and scipy for every `reelscale` command.
 MODEL_NAMES = ("auto", "ease", "rp3beta", "als", "popularity")
 
 app = typer.Typer(
-    help="Recommendations: offline top-k lists, evaluation, synthetic data.",
+    help="Recommendations: the training job, offline top-k lists, evaluation, synthetic data.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
@@ -39,6 +62,49 @@ ModelOpt = Annotated[
     typer.Option("--model", help="auto (EASE + ranker), ease, rp3beta, als or popularity."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the splits.")]
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Artifact directory (default: DATA_DIR/recs/models)."),
+    ] = None,
+) -> None:
+    """Build a model from the platform's data and publish it as the next versioned artifact;
+    running servers swap it in within seconds."""
+    from reelscale.core.clock import SystemClock
+    from reelscale.recs.artifacts import ModelStore, default_directory
+    from reelscale.recs.training import train_and_publish
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        console.print(f"[red]Invalid settings:[/red]\n{exc}")
+        raise typer.Exit(2) from None
+    if _opener is None:
+        console.print("[red]this build of reelscale cannot reach the platform's data[/red]")
+        raise typer.Exit(2)
+    opener = _opener
+    store = ModelStore(out or default_directory(settings.data_dir))
+    started = time.perf_counter()
+
+    async def run(step: Callable[[str], None]) -> dict[str, Any]:
+        async with opener(settings) as sources:
+            return await train_and_publish(sources, store, clock=SystemClock(), progress=step)
+
+    try:
+        with _steps() as step:
+            result = asyncio.run(run(step))
+    except Exception as exc:  # a database or disk failure: say what, exit non-zero
+        console.print(f"[red]training failed: {type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]model {result['version']}[/green] ({result['algorithm']}, context ranker "
+        f"{'on' if result['context_ranker'] else 'off'}) from {result['titles']} titles and "
+        f"{result['signals']} signals in {time.perf_counter() - started:.1f} s -> {result['path']}"
+    )
+    _emit(result)
 
 
 @app.command("topk")
@@ -142,6 +208,36 @@ def _run(job: Any) -> dict[str, Any]:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     return result
+
+
+class _steps:
+    """A Rich spinner naming the step in progress, and a line per finished step."""
+
+    def __enter__(self) -> Callable[[str], None]:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=console, transient=True,
+        )  # fmt: skip
+        self._progress.start()
+        self._task = self._progress.add_task("starting", total=None)
+        self._last: tuple[str, float] | None = None
+        return self.step
+
+    def step(self, name: str) -> None:
+        self._finish()
+        self._last = (name, time.perf_counter())
+        self._progress.update(self._task, description=name)
+
+    def _finish(self) -> None:
+        if self._last is not None:
+            name, began = self._last
+            self._progress.console.print(f"  {name} [dim]{time.perf_counter() - began:.2f} s[/dim]")
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+        self._progress.stop()
 
 
 def _emit(result: dict[str, Any]) -> None:

@@ -2,8 +2,10 @@
 
 A member who stops a film expects it in Continue Watching on the next page load, not after
 the nightly retrain. So `playback.*` events update this overlay at once: resume marks per
-profile, and play counts for Trending. A build reads the same facts from the database, so
-when a new model is swapped in, everything it already covers is dropped here (`rebase`).
+profile, thumbs per profile, and play counts for Trending. A build reads the same facts from
+the database, so when a new model is swapped in, everything it already covers is dropped
+here (`rebase`). Delivery is at least once and not always in order: an event older than the
+mark it would replace is ignored.
 
 Everything is mutated on the event loop; readers on other threads only ever see a whole
 dict entry or a whole cached tuple replaced, never a half-written one.
@@ -15,13 +17,19 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from reelscale.recs.snapshot import RESUME_MIN_FRACTION, WATCHED_FRACTION, RecsModel
 
 MAX_PLAYS = 200_000  # recent plays kept for Trending between builds
+
+
+@dataclass(frozen=True)
+class LiveThumb:
+    thumb: int  # -1, 0 (taken back) or +1
+    updated: float  # Unix seconds
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,13 @@ class LiveMark:
     duration_s: float
 
 
+_Mark = TypeVar("_Mark", LiveMark, LiveThumb)
+
+
 class LiveSignals:
     def __init__(self) -> None:
         self.progress: dict[str, dict[str, LiveMark]] = {}
+        self.thumbs: dict[str, dict[str, LiveThumb]] = {}
         self._plays: deque[tuple[float, str]] = deque(maxlen=MAX_PLAYS)
         self._extra: dict[str, float] = {}
         self._revision = 0
@@ -43,12 +55,8 @@ class LiveSignals:
     def rebase(self, model: RecsModel) -> None:
         """Forget what `model` was built from; rescale Trending to its reference time."""
         cutoff = model.trained_at.timestamp()
-        for profile, marks in list(self.progress.items()):
-            kept = {t: m for t, m in marks.items() if m.updated > cutoff}
-            if kept:
-                self.progress[profile] = kept
-            else:
-                del self.progress[profile]
+        _drop_older(self.progress, cutoff)
+        _drop_older(self.thumbs, cutoff)
         while self._plays and self._plays[0][0] <= cutoff:
             self._plays.popleft()
         extra: dict[str, float] = {}
@@ -62,9 +70,12 @@ class LiveSignals:
     ) -> None:
         """Fold one `playback.*` event in (unknown types and malformed data are ignored)."""
         profile = data.get("profile_id")
-        if not isinstance(profile, str) or not title_id:
+        if not isinstance(profile, str) or not profile or not title_id:
             return
         ts = at.timestamp()
+        if type == "playback.thumb":
+            self._thumb(profile, title_id, data.get("thumb"), ts)
+            return
         if type == "playback.started":
             self._plays.append((ts, title_id))
             self._extra[title_id] = self._extra.get(title_id, 0.0) + _decayed(ts, model)
@@ -77,6 +88,8 @@ class LiveSignals:
             return
         marks = self.progress.setdefault(profile, {})
         previous = marks.get(title_id)
+        if previous is not None and ts < previous.updated:
+            return  # a late duplicate or an out-of-order beat: the newer mark stands
         duration = _duration(data, title_id, previous, model)
         if duration <= 0:
             return
@@ -88,6 +101,14 @@ class LiveSignals:
         )
         watched = fraction >= WATCHED_FRACTION or (was_watched and fraction < RESUME_MIN_FRACTION)
         marks[title_id] = LiveMark(fraction, watched, ts, duration)
+
+    def _thumb(self, profile: str, title_id: str, thumb: object, ts: float) -> None:
+        if isinstance(thumb, bool) or thumb not in (-1, 0, 1):
+            return
+        marks = self.thumbs.setdefault(profile, {})
+        previous = marks.get(title_id)
+        if previous is None or ts >= previous.updated:
+            marks[title_id] = LiveThumb(int(thumb), ts)
 
     def trending(self, model: RecsModel) -> tuple[int, ...]:
         """Item indices by decayed recent plays (the build's plus the live ones), best first."""
@@ -104,6 +125,15 @@ class LiveSignals:
         order = tuple(int(i) for i in ranked if scores[i] > 0)
         self._trending = (key, order)
         return order
+
+
+def _drop_older(table: dict[str, dict[str, _Mark]], cutoff: float) -> None:
+    for profile, marks in list(table.items()):
+        kept = {t: m for t, m in marks.items() if m.updated > cutoff}
+        if kept:
+            table[profile] = kept
+        else:
+            del table[profile]
 
 
 def _decayed(ts: float, model: RecsModel) -> float:

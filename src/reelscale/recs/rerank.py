@@ -162,18 +162,20 @@ class ListwiseRanker:
         self.l2 = l2
         self.weights: FloatArray = np.zeros(len(names))
 
-    def fit(self, features: FloatArray, relevant: BoolArray) -> None:
+    def fit(self, features: FloatArray, relevant: BoolArray, mask: BoolArray | None = None) -> None:
+        """Fit on lists x slots x features; `mask` marks real slots when lists are padded."""
         useful = relevant.any(axis=1)
         x, y = features[useful], relevant[useful].astype(np.float64)
+        real = np.ones(y.shape, dtype=bool) if mask is None else mask[useful]
         targets = y / y.sum(axis=1, keepdims=True)
 
         def loss(weights: FloatArray) -> tuple[float, FloatArray]:
-            logits = x @ weights
+            logits = np.where(real, x @ weights, -np.inf)
             logits -= logits.max(axis=1, keepdims=True)
             log_norm = np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            log_probs = logits - log_norm
+            log_probs = np.where(real, logits - log_norm, 0.0)  # padding adds no 0 * -inf
             value = -(targets * log_probs).sum() / len(x) + self.l2 * weights @ weights
-            residual = np.exp(log_probs) - targets
+            residual = np.where(real, np.exp(log_probs), 0.0) - targets
             grad = np.einsum("un,unf->f", residual, x) / len(x) + 2 * self.l2 * weights
             return float(value), grad
 

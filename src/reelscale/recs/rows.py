@@ -6,7 +6,14 @@ row is, how strong a genre is in its history, whether it has any history at all)
 filled in priority order, and a title used by a higher row is not repeated below it. Every
 title shown is within the profile's maturity ceiling and its availability window at `now`.
 
-Nothing here touches a database or a matrix: it walks the model's precomputed lists.
+The request's context (hour and week part of `now`, the viewer's device) re-orders the
+profile's candidates through the model's context ranker, and weighs its genre rows by what
+it watches in that context. A thumbs down (built or live) removes the title from every row
+and moves its closest neighbours to the end of the personal rows; a thumbs up seeds a
+Because You Liked row at once.
+
+Nothing here touches a database: it walks the model's precomputed lists, plus one small
+matrix product over the profile's candidates for the context.
 """
 
 from __future__ import annotations
@@ -17,8 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
+import numpy as np
+
 from reelscale.core.errors import NotFound
 from reelscale.core.maturity import ADULT_LEVEL
+from reelscale.recs import contextrank
+from reelscale.recs.context import Context, context_of
+from reelscale.recs.contextrank import NEAR_DISLIKED
 from reelscale.recs.live import LiveSignals
 from reelscale.recs.snapshot import (
     RESUME_MIN_FRACTION,
@@ -33,11 +45,13 @@ DAY = 86_400.0
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who the page is for: the profile, its maturity ceiling and (if known) its language."""
+    """Who the page is for: the profile, its maturity ceiling, and (if known) its language
+    and the device it is on."""
 
     profile_id: str
     max_maturity: int | None = None  # None: no ceiling
     language: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +91,11 @@ class RowBuilder:
         state = model.profiles.get(viewer.profile_id) or ProfileState()
         language = viewer.language or state.language
         marks = _marks(model, live, viewer.profile_id, state)
-        seen = set(marks) | state.disliked
+        disliked, liked = _thumbs(model, live, viewer.profile_id, state)
+        seen = set(marks) | disliked
         maturity, start, end = model.maturity, model.available_from, model.available_until
+        context = context_of(now, viewer.device)
+        ranked = ranked_candidates(model, state, context, disliked)
 
         def allowed(item: int) -> bool:
             return maturity[item] <= ceiling and start[item] <= ts < end[item]
@@ -96,7 +113,7 @@ class RowBuilder:
         resume = [
             (item, fraction)
             for item, (fraction, _, _) in watching
-            if allowed(item) and item not in state.disliked
+            if allowed(item) and item not in disliked
         ]
         if resume:
             resume = resume[: self.row_size]
@@ -110,7 +127,9 @@ class RowBuilder:
                     progress=tuple(round(f, 4) for _, f in resume),
                 )
             )
-        for plan in sorted(self._plans(model, live, state, marks, language, ts), key=_order):
+        plans = self._plans(model, live, state, marks, language, ts, ranked, (disliked, liked))
+        plans.extend(self._genre_plans(model, state, ranked, _genre_shares(model, state, context)))
+        for plan in sorted(plans, key=_order):
             picked: dict[int, None] = {}  # ordered, and sources may repeat an item
             for item in plan.source():
                 if item in used or item in seen or item in picked or not allowed(item):
@@ -139,11 +158,12 @@ class RowBuilder:
         ts = now.timestamp()
         ceiling = ADULT_LEVEL if viewer.max_maturity is None else viewer.max_maturity
         state = model.profiles.get(viewer.profile_id) or ProfileState()
+        disliked, _ = _thumbs(model, live, viewer.profile_id, state)
         genres = [model.genre_names.index(g) for g in model.cards[item].genres]
         fallback = (i for g in genres for i in model.by_genre[g])
         picked: list[int] = []
         for other in _chain(model.similar[item], fallback):
-            if other == item or other in picked or other in state.disliked:
+            if other == item or other in picked or other in disliked:
                 continue
             if model.maturity[other] > ceiling:
                 continue
@@ -168,7 +188,10 @@ class RowBuilder:
         marks: dict[int, tuple[float, bool, float]],
         language: str | None,
         ts: float,
+        ranked: tuple[int, ...],
+        thumbs: tuple[frozenset[int], tuple[int, ...]],
     ) -> list[_Plan]:
+        disliked, liked = thumbs
         local = model.popular_by_language.get(language or "", ())
 
         def popular() -> Iterable[int]:
@@ -183,21 +206,21 @@ class RowBuilder:
                     "top-picks",
                     "Top Picks for You",
                     "based on what you watch",
-                    lambda: _chain(state.candidates, local),
+                    lambda: _chain(ranked, local),
                     self.min_items,
                 )
             )
         else:
             if state.picked_titles or state.genre_order:
                 picks = state.picked_titles
-                liked = [model.by_genre[g] for g in state.genre_order]
+                genres = [model.by_genre[g] for g in state.genre_order]
                 plans.append(
                     _Plan(
                         92,
                         "top-picks",
                         "Picked for You",
                         "from what you told us you like",
-                        lambda: _chain(picks, *_interleave(liked)),
+                        lambda: _chain(picks, *_interleave(genres)),
                         1,
                     )
                 )
@@ -205,7 +228,22 @@ class RowBuilder:
             plans.append(
                 _Plan(88, "popular", label, "what members like you watch", popular, self.min_items)
             )
-        completed = sorted(((u, i) for i, (f, w, u) in marks.items() if w), reverse=True)
+        completed = sorted(
+            ((u, i) for i, (f, w, u) in marks.items() if w and i not in disliked), reverse=True
+        )
+        seeds = {item for _, item in completed[:3]}
+        for n, item in enumerate([i for i in liked if i not in seeds][:2]):
+            name = model.cards[item].name
+            plans.append(
+                _Plan(
+                    84 - n,
+                    f"because-you-liked:{model.item_ids[item]}",
+                    f"Because You Liked {name}",
+                    f"members who liked {name} also watched",
+                    partial(_chain, model.neighbours[item], model.similar[item]),
+                    self.min_items,
+                )
+            )
         for updated, item in completed[:3]:
             age_days = max(ts - updated, 0.0) / DAY
             name = model.cards[item].name
@@ -229,26 +267,34 @@ class RowBuilder:
                 self.min_items,
             )
         )
-        plans.extend(self._genre_plans(model, state))
         return plans
 
-    def _genre_plans(self, model: RecsModel, state: ProfileState) -> list[_Plan]:
+    def _genre_plans(
+        self,
+        model: RecsModel,
+        state: ProfileState,
+        candidates: tuple[int, ...],
+        shares: list[tuple[int, float]],
+    ) -> list[_Plan]:
         ranked: list[tuple[int, float]] = []
-        if state.genre_order:
-            strongest = state.genre_share[0]
-            ranked = [
-                (g, 30 + 50 * s / strongest)
-                for g, s in zip(state.genre_order, state.genre_share, strict=True)
-            ]
+        if shares:
+            strongest = shares[0][1]
+            ranked = [(g, 30 + 50 * s / strongest) for g, s in shares]
         # Then the catalog's biggest genres, below every genre the profile has shown a taste
         # for: a new profile still gets a browsable page.
         known = {g for g, _ in ranked}
         sizes = sorted(range(len(model.genre_names)), key=lambda g: -len(model.by_genre[g]))
         ranked += [(g, 30.0 - n * 0.1) for n, g in enumerate(x for x in sizes if x not in known)]
+        ranked = ranked[: self.genre_rows]
+        own: dict[int, list[int]] = {genre: [] for genre, _ in ranked}
+        for item in candidates:  # one pass, not one per row
+            for genre in model.genre_ids[item]:
+                if genre in own:
+                    own[genre].append(item)
         plans = []
-        for genre, priority in ranked[: self.genre_rows]:
+        for genre, priority in ranked:
             name = model.genre_names[genre]
-            mine = [i for i in state.candidates if name in model.cards[i].genres]
+            mine = own[genre]
             plans.append(
                 _Plan(
                     priority,
@@ -264,6 +310,64 @@ class RowBuilder:
 
 def _order(plan: _Plan) -> tuple[float, str]:
     return (-plan.priority, plan.id)
+
+
+def ranked_candidates(
+    model: RecsModel, state: ProfileState, context: Context, disliked: frozenset[int]
+) -> tuple[int, ...]:
+    """The profile's candidates for this context, best first; the closest neighbours of a
+    disliked title last (a dislike of one film is not a dislike of its whole genre)."""
+    if (
+        model.context is not None
+        and state.ranking is not None
+        and state.base is not None
+        and state.affinity is not None
+        and len(state.ranking)
+    ):
+        order = contextrank.rank(
+            state.ranking, state.base, model.item_genres, state.affinity, model.context, context
+        )
+        candidates: tuple[int, ...] = tuple(order.tolist())
+    else:
+        candidates = state.candidates
+    near = {n for d in disliked for n in model.similar[d][:NEAR_DISLIKED]} - disliked
+    if not near:
+        return candidates
+    return tuple([i for i in candidates if i not in near] + [i for i in candidates if i in near])
+
+
+def _genre_shares(
+    model: RecsModel, state: ProfileState, context: Context
+) -> list[tuple[int, float]]:
+    """(genre, share) strongest first. Without a context ranker: the profile's overall taste
+    (onboarding picks included). With one: mostly what the profile watches in this context,
+    each part of the context weighed as much as the ranker learnt it matters."""
+    if not state.genre_order:
+        return []
+    shares = dict(zip(state.genre_order, state.genre_share, strict=True))
+    if model.context is not None and state.affinity is not None:
+        learnt = np.maximum(model.context.slot_weights, 0.0) + 1e-3
+        hour, week, device = context.slots
+        if device is None:
+            learnt[3], device = 0.0, 0  # an unknown device has no say
+        here = learnt @ state.affinity[[0, hour, week, device]] / learnt.sum()
+        shares = {g: 0.2 * s + 0.8 * float(here[g]) for g, s in shares.items()}
+    return sorted(shares.items(), key=lambda gs: (-gs[1], gs[0]))
+
+
+def _thumbs(
+    model: RecsModel, live: LiveSignals, profile: str, state: ProfileState
+) -> tuple[frozenset[int], tuple[int, ...]]:
+    """(disliked, liked most recent first): the build's thumbs, overridden by live ones."""
+    fresh = live.thumbs.get(profile)
+    if not fresh:
+        return state.disliked, state.liked
+    given = {model.index[t]: m for t, m in fresh.items() if t in model.index}
+    disliked = {i for i in state.disliked if i not in given}
+    disliked |= {i for i, m in given.items() if m.thumb < 0}
+    newest = sorted((i for i, m in given.items() if m.thumb > 0), key=lambda i: -given[i].updated)
+    liked = newest + [i for i in state.liked if i not in given]
+    return frozenset(disliked), tuple(liked)
 
 
 def _marks(

@@ -11,18 +11,28 @@ Signal weights (the matrix the models learn from), why each:
     in progress (5-90%)    0.3 + 0.7 x fraction (partly a yes, growing with the fraction)
     abandoned              0.15: stopped before 90% and untouched for `abandon_days`
     sampled (< 5%)         0.1: it was looked at, which says little
-    thumbs up              +0.5;  thumbs down: left out, and never recommended again
+    thumbs up              at least as much as watched, +0.5: the strongest yes there is
+    thumbs down            left out, never recommended again, its neighbours demoted
+
+The second stage (`contextrank`) is trained in the same build, on a time-based holdout of
+the same signals, and re-orders each profile's candidates per request by hour, week part
+and device.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
+from reelscale.recs import contextrank, contexttrain
+from reelscale.recs.context import device_class, hour_bucket, week_part
+from reelscale.recs.contextrank import ContextWeights, ItemTable, SignalTable
+from reelscale.recs.contexttrain import RankerConfig
 from reelscale.recs.data import Interactions, ItemCatalog
 from reelscale.recs.models import EASE, top_k
 from reelscale.recs.pipeline import FitConfig, fit_recommender
@@ -45,6 +55,8 @@ class BuildConfig:
     trend_horizon_days: float = 30.0
     abandon_days: float = 21.0
     seed: int = 42
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    context_ranker: bool = True  # False: the collaborative order alone (and a faster build)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,12 @@ class ProfileState:
     genre_share: tuple[float, ...] = ()  # affinity share, aligned with genre_order
     language: str | None = None
     picked_titles: tuple[int, ...] = ()
+    liked: tuple[int, ...] = ()  # thumbs up, most recent first
+    # For the context ranker: the candidates as an array, their item scores (context left
+    # out), and the profile's SLOTS x genres affinity table. None when there is no ranker.
+    ranking: IntArray | None = field(default=None, compare=False)
+    base: FloatArray | None = field(default=None, compare=False)
+    affinity: FloatArray | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,9 @@ class RecsModel:
     trend_t0: float
     trend: tuple[float, ...]  # decayed recent plays, as of trend_t0
     trend_tau: float
+    item_genres: FloatArray  # items x genres, rows summing to 1 (float32)
+    genre_ids: tuple[tuple[int, ...], ...]  # per item, its genres' indices
+    context: ContextWeights | None = None  # None: the collaborative order, whatever the hour
     profiles: dict[str, ProfileState] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
 
@@ -120,7 +141,14 @@ def signal_weight(signal: SignalFacts, *, fraction: float, now: float, abandon_s
         weight = 0.15
     else:
         weight = 0.3 + 0.7 * fraction
-    return weight + (0.5 if signal.thumb > 0 else 0.0)
+    return max(weight, 1.0) + 0.5 if signal.thumb > 0 else weight
+
+
+def is_positive(signal: SignalFacts, fraction: float) -> bool:
+    """A held-out title the context ranker should rank high: liked, or mostly watched."""
+    if signal.thumb < 0:
+        return False
+    return signal.thumb > 0 or signal.watched or fraction >= 0.5
 
 
 def empty_model(now: datetime) -> RecsModel:
@@ -136,9 +164,12 @@ def build_model(
     now: datetime,
     version: int,
     config: BuildConfig | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RecsModel:
-    """Fit on the given snapshot of the platform and precompute every list requests use."""
+    """Fit on the given snapshot of the platform and precompute every list requests use.
+    `progress` is told the name of each step as it begins."""
     config = config or BuildConfig()
+    step = progress or (lambda _: None)
     items = _unique_titles(titles)
     index = {str(t.id): n for n, t in enumerate(items)}
     genre_names = tuple(sorted({g for t in items for g in t.genres}))
@@ -169,6 +200,7 @@ def build_model(
         genres=tuple(tuple(t.genres) for t in items),
         years=tuple(t.release_year for t in items),
     )
+    step("candidates")
     algorithm, candidates, ease_weights = _fit(data, catalog, config)
 
     popularity = _popularity(items, cols[positive], len(items))
@@ -180,6 +212,21 @@ def build_model(
         for g in item_genres[item]:
             by_genre[g].append(item)
 
+    step("context ranker")
+    item_table = _item_table(items, item_genres, len(genre_names))
+    table = _signal_table(rows, users, len(user_ids))
+    facts = {str(p.id): p for p in profiles}
+    user_languages = [facts[u].language if u in facts else None for u in user_ids]
+    context, report = (None, {"context_kept": 0.0})
+    if config.context_ranker and len(rows):
+        context, report = contexttrain.train(
+            table, item_table, user_languages, candidates=config.candidates, config=config.ranker
+        )
+    ranking = _ranking(
+        table, item_table, user_languages, candidates, context, tastes_rows=len(rows) > 0
+    )
+
+    step("neighbours")
     matrix = data.matrix(weights[positive]) if len(items) else None
     collab = collaborative_weights(matrix, ease_weights) if matrix is not None else np.zeros((0, 0))
     content = content_matrices(item_genres, [tuple(t.cast) for t in items], len(genre_names))
@@ -198,6 +245,7 @@ def build_model(
         profiles=profiles,
         index=index,
         genre_of=genre_of,
+        ranking=ranking,
     )
     return RecsModel(
         version=version,
@@ -219,8 +267,16 @@ def build_model(
         trend_t0=t_now,
         trend=tuple(float(x) for x in trend),
         trend_tau=tau,
+        item_genres=item_table.genres.astype(np.float32),
+        genre_ids=tuple(item_genres),
+        context=context,
         profiles=states,
-        stats={"profiles": float(len(states)), "titles": float(len(items)), "signals": len(rows)},
+        stats={
+            "profiles": float(len(states)),
+            "titles": float(len(items)),
+            "signals": float(len(rows)),
+            **report,
+        },
     )
 
 
@@ -231,9 +287,8 @@ def _unique_titles(titles: Sequence[TitleFacts]) -> list[TitleFacts]:
     return list(seen.values())
 
 
-Row = tuple[
-    str, int, float, float, float, bool, int
-]  # profile, item, weight, ts, frac, watched, thumb
+# profile, item, weight, ts, fraction, watched, thumb, device, positive
+Row = tuple[str, int, float, float, float, bool, int, str | None, bool]
 
 
 def _signal_rows(
@@ -248,8 +303,92 @@ def _signal_rows(
         weight = signal_weight(s, fraction=fraction, now=t_now, abandon_s=config.abandon_days * DAY)
         watched = bool(s.watched or fraction >= WATCHED_FRACTION)
         ts = s.updated_at.timestamp()
-        rows.append((str(s.profile_id), item, weight, ts, fraction, watched, int(s.thumb)))
+        device = s.device
+        rows.append(
+            (
+                str(s.profile_id), item, weight, ts, fraction, watched, int(s.thumb),
+                device if isinstance(device, str) else None, is_positive(s, fraction),
+            )
+        )  # fmt: skip
     return rows
+
+
+def _signal_table(rows: list[Row], users: IntArray, n_users: int) -> SignalTable:
+    moments = [datetime.fromtimestamp(r[3], UTC) for r in rows]
+    return SignalTable(
+        users=users,
+        items=np.array([r[1] for r in rows], dtype=np.int64),
+        weights=np.array([r[2] for r in rows], dtype=np.float64),
+        stamps=np.array([r[3] for r in rows], dtype=np.float64),
+        hours=np.array([hour_bucket(m) for m in moments], dtype=np.int64),
+        weeks=np.array([week_part(m) for m in moments], dtype=np.int64),
+        devices=np.array([device_class(r[7]) for r in rows], dtype=np.int64),
+        positive=np.array([r[8] for r in rows], dtype=bool),
+        n_users=n_users,
+    )
+
+
+def _item_table(
+    items: Sequence[TitleFacts], item_genres: list[tuple[int, ...]], n_genres: int
+) -> ItemTable:
+    genres = np.zeros((len(items), n_genres))
+    for item, own in enumerate(item_genres):
+        if own:
+            genres[item, list(own)] = 1.0 / len(own)
+    people: dict[str, int] = {}
+    pairs = [
+        (item, people.setdefault(person, len(people)))
+        for item, title in enumerate(items)
+        for person in dict.fromkeys(title.cast)
+    ]
+    cast = sp.csr_matrix(
+        (np.ones(len(pairs)), ([p[0] for p in pairs], [p[1] for p in pairs])),
+        shape=(len(items), max(len(people), 1)),
+    )
+    editorial = np.log1p(np.array([max(float(t.popularity), 0.0) for t in items]))
+    return ItemTable(
+        genres=genres,
+        cast=cast,
+        years=np.array(
+            [np.nan if t.release_year is None else float(t.release_year) for t in items]
+        ),
+        maturity=np.array([float(t.maturity_level) for t in items]),
+        languages=tuple(t.original_language for t in items),
+        editorial=editorial / max(float(editorial.max(initial=0.0)), 1e-9),
+    )
+
+
+Ranking = dict[int, tuple[IntArray | None, FloatArray | None, FloatArray | None]]
+
+
+def _ranking(
+    table: SignalTable,
+    items: ItemTable,
+    languages: list[str | None],
+    candidates: dict[int, tuple[int, ...]],
+    context: ContextWeights | None,
+    *,
+    tastes_rows: bool,
+) -> Ranking:
+    """Per profile row: candidates as an array, their item scores, and the affinity table."""
+    if not tastes_rows:
+        return {}
+    full = contextrank.tastes(table, np.ones(len(table.users), dtype=bool), items)
+    down = table.weights <= 0  # only a thumbs down weighs nothing
+    disliked: dict[int, set[int]] = {}
+    for user, item in zip(table.users[down].tolist(), table.items[down].tolist(), strict=True):
+        disliked.setdefault(user, set()).add(item)
+    out: Ranking = {}
+    for user in range(table.n_users):
+        affinity = full.affinity[user].astype(np.float32)
+        gone = disliked.get(user, set())
+        own = np.array([i for i in candidates.get(user, ()) if i not in gone], dtype=np.int64)
+        if context is None or not len(own):
+            out[user] = (None, None, affinity)
+            continue
+        features = contextrank.item_features(full, items, user, own, languages[user])
+        out[user] = (own, (features @ context.item).astype(np.float32), affinity)
+    return out
 
 
 def _fit(
@@ -297,6 +436,7 @@ def _profile_states(
     profiles: Sequence[ProfileFacts],
     index: dict[str, int],
     genre_of: dict[str, int],
+    ranking: Ranking,
 ) -> dict[str, ProfileState]:
     by_profile: dict[str, list[Row]] = {}
     for row in rows:
@@ -318,10 +458,10 @@ def _profile_states(
         order = [int(g) for g in np.argsort(-affinity, kind="stable") if affinity[g] > 0]
         total = float(affinity.sum()) or 1.0
         disliked = frozenset(r[1] for r in own if r[6] < 0)
+        at = row_of.get(profile, -1)
+        ranked, base, table = ranking.get(at, (None, None, None))
         states[profile] = ProfileState(
-            candidates=tuple(
-                i for i in candidates.get(row_of.get(profile, -1), ()) if i not in disliked
-            ),
+            candidates=tuple(i for i in candidates.get(at, ()) if i not in disliked),
             progress=tuple(ProgressMark(r[1], r[4], r[5], r[3]) for r in own),
             disliked=disliked,
             genre_order=tuple(order),
@@ -330,6 +470,10 @@ def _profile_states(
             picked_titles=tuple(
                 index[str(t)] for t in (fact.picked_titles if fact else ()) if str(t) in index
             ),
+            liked=tuple(r[1] for r in own if r[6] > 0),
+            ranking=ranked,
+            base=base,
+            affinity=table,
         )
     return states
 

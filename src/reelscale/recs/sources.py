@@ -64,7 +64,9 @@ class SignalFacts(Protocol):
     @property
     def thumb(self) -> int: ...  # -1 down, 0 none, +1 up
     @property
-    def updated_at(self) -> datetime: ...
+    def device(self) -> str | None: ...  # of the latest play; None when unknown
+    @property
+    def updated_at(self) -> datetime: ...  # the latest activity: hour and weekday come from it
 
 
 class ProfileFacts(Protocol):
@@ -119,6 +121,7 @@ class SignalRecord:
     watched: bool = False
     plays: int = 1
     thumb: int = 0
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,15 @@ class ProfileRecord:
     language: str = "en"
     picked_genres: tuple[str, ...] = ()
     picked_titles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlatformSources:
+    """Where a build reads the platform from: the same three sources the server uses."""
+
+    catalog: CatalogSnapshot
+    signals: SignalSource
+    profiles: ProfileSource | None = None
 
 
 @dataclass
