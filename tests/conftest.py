@@ -35,6 +35,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_SECRET = "test-secret-" + "x" * 40
+# The edge is on in every test app (tokens checked at the edge, requests classified,
+# admitted and rate-limited), sized so that the suite's own traffic is never refused: one
+# client address signs in hundreds of times, and a shared 2-core machine's CPU spikes and
+# slow requests must not shed a functional test. Shedding and throttling have their own
+# tests (tests/edge), which set these low.
+EDGE_TEST_SETTINGS: dict[str, Any] = {
+    "edge_address_rate_per_s": 100_000.0,
+    "edge_address_burst": 100_000.0,
+    "edge_member_rate_per_s": 100_000.0,
+    "edge_member_burst": 100_000.0,
+    "edge_auth_rate_per_s": 100_000.0,
+    "edge_auth_burst": 100_000.0,
+    "edge_limit_min": 512,
+    "edge_utilisation_shedding": False,
+}
 
 
 def server_unreachable(what: str, error: BaseException) -> None:
@@ -90,6 +105,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
         "argon2_time_cost": 1,
         "argon2_parallelism": 1,
         "log_json": False,
+        **EDGE_TEST_SETTINGS,
     }
     values.update(overrides)
     return Settings(**values)
@@ -117,7 +133,7 @@ async def started(settings: Settings, roles: str = "all") -> AsyncIterator[Harne
     async def record(event: CloudEvent) -> None:
         harness.events.append(event)
 
-    app.state.platform.events.subscribe(record)
+    app.state.platform.events.tap(record)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

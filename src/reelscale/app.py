@@ -18,9 +18,12 @@ from fastapi.responses import RedirectResponse
 import reelscale
 from reelscale.accounts.api import router as accounts_router
 from reelscale.accounts.client import Accounts, HttpAccounts
-from reelscale.accounts.inprocess import InProcessAccounts
+from reelscale.accounts.inprocess import InProcessAccounts, InProcessProfiles
 from reelscale.accounts.runtime import MIGRATIONS as ACCOUNTS_MIGRATIONS
 from reelscale.accounts.runtime import AccountsRuntime
+from reelscale.analytics.api import router as analytics_router
+from reelscale.analytics.functions import register as register_analytics
+from reelscale.analytics.service import Analytics, AnalyticsConfig
 from reelscale.catalog.api import router as catalog_router
 from reelscale.catalog.client import Catalog, HttpCatalog
 from reelscale.catalog.inprocess import InProcessCatalog
@@ -29,9 +32,10 @@ from reelscale.catalog.runtime import CatalogRuntime
 from reelscale.core.auth import forward_bearer
 from reelscale.core.clock import Clock, SystemClock
 from reelscale.core.db import Database
-from reelscale.core.events import CloudEvent, EventHook
+from reelscale.core.events import CloudEvent
 from reelscale.core.health import router as health_router
 from reelscale.core.identity import TokenVerifier
+from reelscale.core.identity_headers import IdentityHeaders
 from reelscale.core.lifecycle import Service, Supervisor
 from reelscale.core.metrics import Metrics
 from reelscale.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -39,6 +43,13 @@ from reelscale.core.migrations import MigrationSet, migrate
 from reelscale.core.platform import Platform
 from reelscale.core.problems import install_error_handlers
 from reelscale.core.settings import Settings
+from reelscale.core.telemetry import ServiceMetricsReporter
+from reelscale.edge.middleware import EdgeMiddleware
+from reelscale.edge.runtime import EdgeRuntime
+from reelscale.events.backends import event_store_from_url
+from reelscale.events.publisher import PlatformStreams, StreamPublisher
+from reelscale.functions import FunctionRegistry, FunctionsRuntime
+from reelscale.functions.api import router as functions_router
 from reelscale.media.api import router as media_router
 from reelscale.media.blob_url import blob_store_from_url
 from reelscale.media.blobs import BlobStore
@@ -46,13 +57,17 @@ from reelscale.media.client import HttpMedia, Media
 from reelscale.media.inprocess import InProcessMedia
 from reelscale.media.runtime import CHUNK_MAX_BYTES, MediaRuntime
 from reelscale.media.runtime import MIGRATIONS as MEDIA_MIGRATIONS
+from reelscale.platform_functions import register_recs, register_revocations
 from reelscale.playback.api import router as playback_router
 from reelscale.playback.delivery import router as delivery_router
 from reelscale.playback.inprocess import InProcessSignals
 from reelscale.playback.runtime import MIGRATIONS as PLAYBACK_MIGRATIONS
 from reelscale.playback.runtime import PlaybackRuntime
+from reelscale.playback.service import HEARTBEAT_S
 from reelscale.recs.api import router as recs_router
+from reelscale.recs.artifacts import ModelStore, default_directory
 from reelscale.recs.serving import RecsService
+from reelscale.recs.sources import PlatformSources
 from reelscale.web.routes import mount_web
 
 ROLES = ("accounts", "catalog", "media", "worker", "playback", "recs", "web")
@@ -126,7 +141,8 @@ def create_app(
     clock = clock or SystemClock()
     metrics = Metrics()
     db = Database(settings.resolved_database_url)
-    events = EventHook(clock=clock, metrics=metrics)
+    store = event_store_from_url(settings.stream_url, data_dir=settings.data_dir, clock=clock)
+    events = StreamPublisher(store, clock=clock, metrics=metrics)
     accounts: list[Accounts] = []  # filled below; the verifier fetches keys lazily
 
     async def fetch_jwks() -> dict[str, object]:
@@ -148,6 +164,17 @@ def create_app(
     )
     supervisor = platform.supervisor
     supervisor.add(db)
+    supervisor.add(store)
+    streams = supervisor.add(PlatformStreams(store), depends_on=[store])
+    telemetry = ServiceMetricsReporter(
+        events=events,
+        metrics=metrics,
+        roles=chosen,
+        interval_s=settings.metrics_interval_s,
+        instance=settings.instance_name,
+    )
+    supervisor.add(telemetry, depends_on=[streams])
+    functions_registry = FunctionRegistry()  # the consumers of the streams, added below
     owners = {
         "accounts": ACCOUNTS_MIGRATIONS,
         "catalog": CATALOG_MIGRATIONS,
@@ -156,7 +183,8 @@ def create_app(
         "playback": PLAYBACK_MIGRATIONS,
     }
     sets = list({m.service: m for role, m in owners.items() if role in chosen}.values())
-    migrator = supervisor.add(Migrator(db, sets), depends_on=[db])
+    # Every service starts after the streams exist, so whatever it emits on start is kept.
+    migrator = supervisor.add(Migrator(db, sets), depends_on=[db, streams])
 
     app = FastAPI(
         title="reelscale",
@@ -165,6 +193,7 @@ def create_app(
         lifespan=_lifespan(platform),
     )
     app.state.platform = platform
+    app.state.telemetry = telemetry
     app.state.verifier = platform.verifier
 
     if "accounts" in chosen:
@@ -218,18 +247,48 @@ def create_app(
         recs = RecsService(
             catalog=InProcessCatalog(app.state.catalog),
             signals=InProcessSignals(app.state.playback),
+            profiles=InProcessProfiles(app.state.accounts) if "accounts" in chosen else None,
             clock=clock,
-            events=events,
             metrics=metrics,
+            store=ModelStore(default_directory(settings.data_dir)),
         )
         supervisor.add(recs, depends_on=[app.state.catalog, app.state.playback])
         app.state.recs = recs
         app.include_router(recs_router)
 
+    if "recs" in chosen:
+        register_recs(functions_registry, app.state.recs)
+
     if "web" in chosen:
         mount_web(app)
 
-    events.subscribe(_revocations_to(platform.verifier), prefix="auth.session.revoked")
+    # This process learns of the revocations it makes at once; every process (this one
+    # too, harmlessly) learns of them through the auth stream.
+    events.tap(_revocations_to(platform.verifier))
+    register_revocations(
+        functions_registry,
+        verifier=platform.verifier,
+        instance=settings.instance_name,
+        clock=clock,
+        token_ttl_s=settings.access_token_ttl_s,
+    )
+    # Live analytics over the platform's streams, in every process that serves the API
+    # (each aggregates every shard itself: its consumer groups are named after it).
+    analytics = Analytics(
+        clock=clock, config=AnalyticsConfig(heartbeat_interval_s=float(HEARTBEAT_S))
+    )
+    supervisor.add(analytics)
+    app.state.analytics = analytics
+    register_analytics(functions_registry, analytics, instance=settings.instance_name)
+    app.include_router(analytics_router)
+
+    # The functions start last and stop first: their handlers use the services above.
+    functions = FunctionsRuntime(
+        store, functions_registry, clock=clock, registry_metrics=metrics.registry
+    )
+    supervisor.add(functions, depends_on=list(supervisor.services))
+    app.state.functions = functions
+    app.include_router(functions_router)
     app.include_router(health_router)
 
     if "web" not in chosen:
@@ -244,8 +303,44 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         overrides={"/v1/media/uploads/": CHUNK_MAX_BYTES},
     )
+    # The last middleware added is the outermost: request context -> edge -> body limit.
+    # So the edge's refusals carry a request id and are counted, and a shed or
+    # unauthenticated request is refused before its body is read.
+    identity_headers = IdentityHeaders(
+        secret=settings.resolved_secret_key, clock=clock, required=settings.require_edge_identity
+    )
+    app.state.identity_headers = identity_headers
+    app.state.edge = None
+    if settings.edge_enabled:
+        edge = EdgeRuntime.from_settings(
+            settings,
+            registry=metrics.registry,
+            verifier=platform.verifier,
+            identity_headers=identity_headers,
+        )
+        supervisor.add(edge)
+        app.state.edge = edge
+        app.add_middleware(EdgeMiddleware, **edge.middleware_options())
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+@contextlib.asynccontextmanager
+async def recs_training_sources(settings: Settings) -> AsyncIterator[PlatformSources]:
+    """The platform's data for `reelscale recs train`: the same in-process sources the
+    server's recommender reads, over the deployment's database (built, not started: no
+    migrations run, no workers, no stream)."""
+    app = create_app(settings, "all")
+    db = app.state.platform.db
+    await db.start()
+    try:
+        yield PlatformSources(
+            catalog=InProcessCatalog(app.state.catalog),
+            signals=InProcessSignals(app.state.playback),
+            profiles=InProcessProfiles(app.state.accounts),
+        )
+    finally:
+        await db.stop()
 
 
 def _remote(supervisor: Supervisor, role: str, url: str | None, client: type) -> Any:
@@ -262,6 +357,8 @@ def _remote(supervisor: Supervisor, role: str, url: str | None, client: type) ->
 
 def _revocations_to(verifier: TokenVerifier):  # type: ignore[no-untyped-def]
     async def on_revoked(event: CloudEvent) -> None:
+        if event.type != "auth.session.revoked":
+            return
         session_id = event.data.get("session_id")
         until = event.data.get("until")
         if isinstance(session_id, str) and isinstance(until, str):

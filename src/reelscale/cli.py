@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +16,8 @@ from rich.console import Console
 
 from reelscale.core.errors import PlatformError
 from reelscale.core.settings import Settings
+from reelscale.functions.cli import app as functions_app
+from reelscale.recs import cli as recs_cli
 from reelscale.recs.cli import app as recs_app
 
 app = typer.Typer(
@@ -33,7 +36,17 @@ app.add_typer(members_app, name="members")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(bench_app, name="bench")
 app.add_typer(recs_app, name="recs")
+app.add_typer(functions_app, name="functions")
 console = Console(stderr=True)
+
+
+def _recs_training_sources(settings: Settings) -> Any:
+    from reelscale.app import recs_training_sources  # imported only by `recs train`
+
+    return recs_training_sources(settings)
+
+
+recs_cli.use_platform_sources(_recs_training_sources)
 
 RolesOpt = Annotated[
     str, typer.Option("--roles", help="Comma-separated roles to run here: all, accounts, catalog.")
@@ -58,12 +71,24 @@ def serve(roles: RolesOpt = "all", host: HostOpt = None, port: PortOpt = None) -
 
 
 def _serve(settings: Settings, roles: str) -> None:
-    import uvicorn
-
-    from reelscale.app import RoleError, create_app
     from reelscale.core.logging import configure_logging
 
     configure_logging(settings.log_level, json=settings.log_json)
+    if "edge" in {role.strip() for role in roles.split(",")}:
+        # The edge is a standalone reverse proxy in front of the other roles, not an app
+        # (so it imports none of them: it starts in a fraction of a second).
+        from reelscale.edge.proxy.main import EdgeConfigError, serve_edge
+
+        try:
+            serve_edge(settings, roles)
+        except EdgeConfigError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        return
+    import uvicorn
+
+    from reelscale.app import RoleError, create_app
+
     try:
         application = create_app(settings, roles)
     except RoleError as exc:
@@ -78,7 +103,18 @@ def _serve(settings: Settings, roles: str) -> None:
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=64 * 1024,
     )
-    uvicorn.Server(config).run()
+
+    class PlatformServer(uvicorn.Server):
+        """Ends the live analytics streams when shutdown begins: uvicorn tells the app
+        nothing until open responses finish, and a live stream never finishes on its own."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            analytics = getattr(application.state, "analytics", None)
+            if analytics is not None:
+                analytics.close()
+            await super().shutdown(sockets)
+
+    PlatformServer(config).run()
 
 
 @app.command()
@@ -207,6 +243,17 @@ def bench_recs(
     print(json.dumps(result))
 
 
+@bench_app.command("analytics")
+def bench_analytics(
+    sessions: Annotated[int, typer.Option(min=1)] = 2000,
+    minutes: Annotated[int, typer.Option(min=1, max=60)] = 10,
+) -> None:
+    """Live analytics: events/s folded into the windows, and snapshot latency."""
+    from reelscale.analytics.bench import ingest
+
+    print(json.dumps(ingest(sessions=sessions, minutes=minutes)))
+
+
 @bench_app.command("transcode")
 def bench_transcode() -> None:
     """Our ladder encode vs one plain ffmpeg command line, on the demo videos."""
@@ -261,6 +308,62 @@ def deploy_nginx(
     )
     console.print(f"wrote {config} (it holds the media key: keep it private)")
     console.print("include it in nginx's http {} block, then: nginx -t && nginx -s reload")
+
+
+@bench_app.command("proxy")
+def bench_proxy(
+    seconds: Annotated[float, typer.Option(min=1, help="Measured seconds per path")] = 5.0,
+    connections: Annotated[int, typer.Option(min=1, help="wrk connections")] = 32,
+    body_bytes: Annotated[int, typer.Option(min=1, help="The origin's response size")] = 128,
+) -> None:
+    """Proxied requests/s per core: the edge vs nginx as a reverse proxy vs direct (wrk)."""
+    from reelscale.edge import bench_proxy as bench
+
+    result = bench.run(
+        seconds=seconds, connections=connections, body_bytes=body_bytes, log=console.print
+    )
+    print(json.dumps(result))
+
+
+@bench_app.command("overload")
+def bench_overload(
+    quick: Annotated[bool, typer.Option(help="A short run with a smaller origin (tests)")] = False,
+) -> None:
+    """Offered load at 1x, 2x, 4x, 10x capacity, shedding on and off, per priority class."""
+    from reelscale.edge.bench_overload import Plan, run
+
+    result = run(Plan.quick() if quick else Plan.full(), log=console.print)
+    print(json.dumps(result))
+
+
+@bench_app.command("functions")
+def bench_functions(
+    backend: Annotated[str, typer.Option(help="embedded or nats")] = "embedded",
+    rate: Annotated[int, typer.Option(min=1, help="Events per second, steady")] = 5000,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Measured seconds")] = 10.0,
+    nats_url: Annotated[
+        str | None, typer.Option(help="NATS URL (default REELSCALE_STREAM_URL)")
+    ] = None,
+) -> None:
+    """Put-to-function-handler latency through the functions runtime, and its throughput."""
+    from reelscale.functions.bench import DEFAULT_NATS_URL, functions_bench
+
+    settings = load_settings()
+    if backend not in ("embedded", "nats"):
+        console.print("[red]--backend is embedded or nats[/red]")
+        raise typer.Exit(2)
+    configured = settings.stream_url or ""
+    if not configured.startswith(("nats://", "tls://")):
+        configured = ""  # an embedded stream URL says nothing about where NATS is
+    url = (nats_url or configured or DEFAULT_NATS_URL) if backend == "nats" else None
+    try:
+        result = functions_bench(
+            backend, rate=rate, seconds=seconds, nats_url=url, directory=settings.ensure_data_dir()
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    print(json.dumps(result))
 
 
 def main() -> None:

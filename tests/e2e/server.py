@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import EDGE_TEST_SETTINGS, TEST_SECRET
 
 
 def free_port() -> int:
@@ -33,6 +33,7 @@ def reelscale_env(data_dir: Path, **settings: str) -> dict[str, str]:
             "REELSCALE_ARGON2_TIME_COST": "1",
             "REELSCALE_ARGON2_PARALLELISM": "1",
             "REELSCALE_ENV": "test",
+            **{f"REELSCALE_{k.upper()}": str(v) for k, v in EDGE_TEST_SETTINGS.items()},
         }
     )
     env.update({f"REELSCALE_{k.upper()}": v for k, v in settings.items()})
