@@ -99,6 +99,8 @@ def _serve(settings: Settings, roles: str) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # Off: the edge reads X-Forwarded-For itself, only from REELSCALE_TRUSTED_PROXIES
+        # (edge/forwarded.py); uvicorn's own would apply it a second time.
         proxy_headers=False,
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=64 * 1024,

@@ -6,15 +6,16 @@ inside `data_dir`, so a newcomer needs no configuration at all.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ACCESS_TOKEN_TTL_CEILING_S = 900  # zero trust: an access token never lives past 15 minutes
 OWASP_ARGON2_MIN_KIB = 19 * 1024
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
     # For services behind a standalone edge: accept a caller only with the edge's signed
     # identity header, never a bare bearer token (see docs/security.md).
     require_edge_identity: bool = False
+    # Proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client for the edge's
+    # per-address limits and logs (docs/edge.md, "Client addresses behind proxies"). Empty:
+    # trust nobody, the TCP peer is the client.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -117,6 +122,19 @@ class Settings(BaseSettings):
     def _short_lived(cls, value: int) -> int:
         if value > ACCESS_TOKEN_TTL_CEILING_S:
             raise ValueError(f"access tokens live at most {ACCESS_TOKEN_TTL_CEILING_S} s")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_are_cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            for cidr in value:
+                try:
+                    ipaddress.ip_network(str(cidr).strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
         return value
 
     @model_validator(mode="after")

@@ -11,6 +11,12 @@ keeps a rejection far under a millisecond while the process is overloaded.
 With an `authenticator` (edge/identity.py) an admitted request's token is verified before
 the rate limits (which then key on the member) and before any route runs: 401 otherwise.
 Admission comes first so a flood of forged tokens is shed cheaply instead of verified.
+
+With `trusted_proxies` (edge/forwarded.py) a request from a trusted proxy is accounted to
+the client its `X-Forwarded-For` names: the scope's `client` is rewritten before anything
+reads it, as uvicorn's proxy-headers middleware would (which `reelscale serve` leaves off,
+so the header is read once, here), so the rate limits, the logs and every route see the
+real client.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reelscale.core.errors import PlatformError
 from reelscale.core.identity import Principal
 from reelscale.core.problems import problem
+from reelscale.edge.forwarded import TrustedProxies
 from reelscale.edge.identity import EdgeAuthenticator, forwarded_headers
 from reelscale.edge.limiter import Permit, PriorityLimiter, Rejected
 from reelscale.edge.priority import Classifier
@@ -44,6 +51,23 @@ def client_address(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
+def resolve_client(scope: Scope, trusted: TrustedProxies) -> None:
+    """Replace the scope's client by the one a trusted proxy forwarded for, if any."""
+    client = scope.get("client")
+    if not client:
+        return
+    peer = str(client[0])
+    if not trusted.trusts(peer):
+        return
+    # Every X-Forwarded-For line, in order: one list, as RFC 9110 reads repeated fields.
+    lines = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"x-forwarded-for"]
+    if not lines:
+        return
+    address = trusted.client_address(peer, ",".join(lines))
+    if address != peer:
+        scope["client"] = (address, 0)
+
+
 class EdgeMiddleware:
     """Admits each request under the priority limiter and the rate limits, or refuses it."""
 
@@ -57,6 +81,7 @@ class EdgeMiddleware:
         authenticator: EdgeAuthenticator | None = None,
         member_of: Callable[[Scope], str | None] = principal_subject,
         address_of: Callable[[Scope], str | None] = client_address,
+        trusted_proxies: TrustedProxies | None = None,
     ) -> None:
         self.app = app
         self.classifier = classifier
@@ -65,11 +90,14 @@ class EdgeMiddleware:
         self.authenticator = authenticator
         self.member_of = member_of
         self.address_of = address_of
+        self.trusted_proxies = trusted_proxies or None  # None when it trusts nobody
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.trusted_proxies is not None:
+            resolve_client(scope, self.trusted_proxies)
         method: str = scope["method"]
         path: str = scope["path"]
         headers = {

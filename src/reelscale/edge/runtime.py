@@ -16,6 +16,7 @@ from reelscale.core.identity_headers import IdentityHeaders
 from reelscale.core.lifecycle import Service
 from reelscale.core.settings import Settings
 from reelscale.edge.adaptive import AdaptiveLimit, AdaptiveSettings
+from reelscale.edge.forwarded import TrustedProxies
 from reelscale.edge.identity import EdgeAuthenticator
 from reelscale.edge.limiter import PriorityLimiter
 from reelscale.edge.priority import DEFAULT_RULES, Classifier, Priority, Rule
@@ -50,11 +51,13 @@ class EdgeRuntime(Service):
         critical_wait_s: float = 0.0,
         utilisation_shedding: bool = True,
         authenticator: EdgeAuthenticator | None = None,
+        trusted_proxies: TrustedProxies | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.classifier = Classifier(rules=rules)
         self.authenticator = authenticator
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
         never = SheddingThresholds(cpu=None, loop_lag_s=None)
         self.utilisation = UtilisationMonitor(
             clock=clock,
@@ -105,6 +108,7 @@ class EdgeRuntime(Service):
             critical_wait_s=settings.edge_critical_wait_s,
             utilisation_shedding=settings.edge_utilisation_shedding,
             authenticator=authenticator,
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
         )
 
     def middleware_options(self) -> dict[str, Any]:
@@ -114,6 +118,7 @@ class EdgeRuntime(Service):
             "limiter": self.limiter,
             "rate_limiter": self.rate_limiter,
             "authenticator": self.authenticator,
+            "trusted_proxies": self.trusted_proxies,
         }
 
     async def on_stop(self) -> None:

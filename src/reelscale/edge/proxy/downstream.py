@@ -63,6 +63,10 @@ class ClientConnection(asyncio.Protocol):
         self.address = ""
         self.address_bytes = b""
         self.rate_buckets: list[tuple[str, TokenBucket]] = []
+        # A trusted proxy's connection carries many clients: their requests are keyed by
+        # the address X-Forwarded-For names (exchange.py); the last one's buckets are kept.
+        self.trusted_peer = False
+        self._forwarded_buckets: tuple[str, list[tuple[str, TokenBucket]]] | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.current: Exchange | None = None  # being answered
         self.receiving: Exchange | None = None  # whose request bytes are arriving
@@ -94,6 +98,7 @@ class ClientConnection(asyncio.Protocol):
         self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         self.address_bytes = self.address.encode("latin-1")
         self.rate_buckets = proxy.address_buckets(self.address)
+        self.trusted_peer = proxy.trusted_proxies.trusts(self.address)
         transport.set_write_buffer_limits(high=512 * 1024, low=128 * 1024)
         stats = proxy.stats
         stats.connections_total += 1
@@ -247,6 +252,15 @@ class ClientConnection(asyncio.Protocol):
             exchange.request_complete()
 
     # ------------------------------------------------------------- used by exchanges
+    def buckets_for(self, address: str) -> list[tuple[str, TokenBucket]]:
+        """The per-address buckets of a client behind this (trusted) peer."""
+        if address == self.address:
+            return self.rate_buckets
+        cached = self._forwarded_buckets
+        if cached is None or cached[0] != address:
+            cached = self._forwarded_buckets = (address, self.proxy.address_buckets(address))
+        return cached[1]
+
     def write(self, data: bytes) -> None:
         if not self.closed:
             transport = self.transport

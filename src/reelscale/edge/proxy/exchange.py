@@ -89,6 +89,11 @@ class Exchange:
     expect_continue = False
     idempotency_key = False
     forwarded_for: bytes | None = None
+    # Set only for a request from a trusted proxy (edge/forwarded.py): the client its
+    # X-Forwarded-For names, and the vouched-for chain to send up. Otherwise the TCP peer
+    # is the client and goes up alone: a client's own X-Forwarded-For is dropped.
+    address: str | None = None
+    forwarded_chain: bytes | None = None
     # Identity: the Authorization header (only read when the edge verifies tokens), the
     # verified member and the signed identity header that goes up with the request.
     authorization: bytes | None = None
@@ -124,6 +129,12 @@ class Exchange:
         incoming_id = None
         if seen is not None:
             incoming_id = self._read_special(seen)
+        if client.trusted_peer and self.forwarded_for is not None:
+            chain = proxy.trusted_proxies.chain(
+                client.address, self.forwarded_for.decode("latin-1")
+            )
+            self.address = chain[0]
+            self.forwarded_chain = ", ".join(chain).encode("latin-1")
         self.request_id = proxy.request_ids.choose(incoming_id)
 
     def _read_special(self, seen: dict[bytes, bytes]) -> bytes | None:
@@ -261,7 +272,7 @@ class Exchange:
             self._admitted()
             return
         proxy = self.proxy
-        decision = proxy.check_rate_now(method, path, self.client, self.member)
+        decision = proxy.check_rate_now(method, path, self.client, self.member, self.address)
         if decision is None:
             self.state = ADMITTING
             proxy.spawn(self._check_rate_shared(method, path))
@@ -271,8 +282,9 @@ class Exchange:
             self._rate_limited(decision)
 
     async def _check_rate_shared(self, method: str, path: str) -> None:
+        address = self.address or self.client.address
         decision = await self.proxy.rate_limiter.check(
-            method=method, path=path, member=self.member, address=self.client.address
+            method=method, path=path, member=self.member, address=address
         )
         if self.state != ADMITTING:
             return  # the client left meanwhile
@@ -307,10 +319,7 @@ class Exchange:
         self._attempt(instance)
 
     def _upstream_head(self) -> bytes:
-        address = self.client.address_bytes
-        forwarded_for = self.forwarded_for
-        if forwarded_for is not None:
-            address = b"%s, %s" % (forwarded_for, address)  # earlier hops, then the client
+        address = self.forwarded_chain or self.client.address_bytes
         framing = b"transfer-encoding: chunked\r\n" if self.chunked else b""
         if self.authorization is not None:  # read only when the edge verifies tokens
             framing += b"authorization: %s\r\n" % self.authorization

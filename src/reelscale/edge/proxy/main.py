@@ -6,7 +6,9 @@ with them in one process is refused. One process uses one core; run several with
 
 It always verifies tokens (docs/edge.md, "Zero trust in the proxy"), with the platform's
 settings: the secret behind the signed identity header (`REELSCALE_SECRET_KEY`, as the
-services have it), the token issuer and audience, and where the JWK Set lives.
+services have it), the token issuer and audience, and where the JWK Set lives. It follows
+sign-outs on the shared event stream (`REELSCALE_STREAM_URL`, revocations.py) and believes
+`X-Forwarded-For` only from `REELSCALE_TRUSTED_PROXIES` (edge/forwarded.py).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from reelscale.core.settings import Settings
+from reelscale.edge.forwarded import TrustedProxies
 from reelscale.edge.proxy.auth import JWKS_PATH, EdgeTrust
 from reelscale.edge.proxy.config import EdgeSettings
+from reelscale.edge.proxy.revocations import RevocationFeed, instance_for, revocation_feed
 from reelscale.edge.proxy.server import ProxyServer
 
 
@@ -75,6 +79,23 @@ def edge_trust(settings: Settings, edge: EdgeSettings) -> EdgeTrust:
     )
 
 
+def edge_revocations(settings: Settings, edge: EdgeSettings) -> RevocationFeed | None:
+    """Where this proxy hears of sign-outs (None, logged, without a shared stream)."""
+    try:
+        return revocation_feed(
+            settings.stream_url,
+            instance=instance_for(
+                instance=settings.instance,
+                default=settings.model_copy(update={"port": edge.port}).instance_name,
+                reuse_port=edge.reuse_port,
+            ),
+            token_ttl_s=settings.access_token_ttl_s,
+            data_dir=settings.data_dir,
+        )
+    except ValueError as exc:
+        raise EdgeConfigError(f"REELSCALE_STREAM_URL: {exc}") from None
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (it roughly halves the proxy's per-request overhead)."""
     try:
@@ -84,14 +105,27 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(settings: EdgeSettings, trust: EdgeTrust) -> None:
+def run(
+    settings: EdgeSettings,
+    trust: EdgeTrust,
+    *,
+    trusted_proxies: TrustedProxies | None = None,
+    revocations: RevocationFeed | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(_serve(settings, trust))
+        runner.run(_serve(settings, trust, trusted_proxies, revocations))
 
 
-async def _serve(settings: EdgeSettings, trust: EdgeTrust) -> None:
-    server = ProxyServer(settings, trust=trust)
+async def _serve(
+    settings: EdgeSettings,
+    trust: EdgeTrust,
+    trusted_proxies: TrustedProxies | None,
+    revocations: RevocationFeed | None,
+) -> None:
+    server = ProxyServer(
+        settings, trust=trust, trusted_proxies=trusted_proxies, revocations=revocations
+    )
     await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -105,4 +139,9 @@ async def _serve(settings: EdgeSettings, trust: EdgeTrust) -> None:
 
 def serve_edge(settings: Settings, roles: str) -> None:
     edge = edge_settings(settings, roles)
-    run(edge, edge_trust(settings, edge))
+    run(
+        edge,
+        edge_trust(settings, edge),
+        trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        revocations=edge_revocations(settings, edge),
+    )

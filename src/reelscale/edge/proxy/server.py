@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from reelscale.core.clock import Clock, SystemClock
 from reelscale.core.identity_headers import IDENTITY_HEADER_BYTES
+from reelscale.edge.forwarded import TrustedProxies
 from reelscale.edge.proxy import http1
 from reelscale.edge.proxy.auth import JWKS_PATH, EdgeTrust, ProxyAuth
 from reelscale.edge.proxy.balancer import EjectionPolicy, Pool
@@ -31,6 +32,7 @@ from reelscale.edge.proxy.downstream import ClientConnection
 from reelscale.edge.proxy.exchange import Exchange
 from reelscale.edge.proxy.metrics import ProxyCollector, ProxyStats
 from reelscale.edge.proxy.retry import RetryBudget
+from reelscale.edge.proxy.revocations import RevocationFeed, RevocationFollower
 from reelscale.edge.proxy.routing import Router
 from reelscale.edge.proxy.upstream import UpstreamConnections
 from reelscale.edge.proxy.upstreams import Membership, StaticUpstreams, Upstreams
@@ -71,6 +73,7 @@ class Proxy:
         clock: Clock,
         registry: CollectorRegistry,
         trust: EdgeTrust | None = None,
+        trusted_proxies: TrustedProxies | None = None,
     ) -> None:
         s = settings
         self.settings = settings
@@ -87,6 +90,8 @@ class Proxy:
         self.total_timeout_s = s.total_timeout_s
         self.retry_body_max_bytes = s.retry_body_max_bytes
         self.forwarded_proto = s.forwarded_proto.encode()
+        # Peers whose X-Forwarded-For names the client (REELSCALE_TRUSTED_PROXIES).
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
         self.clock = clock
         self.registry = registry
         self.classifier = CompiledClassifier(runtime.classifier)
@@ -181,16 +186,26 @@ class Proxy:
         ]
 
     def check_rate_now(
-        self, method: str, path: str, client: ClientConnection, member: str | None = None
+        self,
+        method: str,
+        path: str,
+        client: ClientConnection,
+        member: str | None = None,
+        address: str | None = None,
     ) -> Decision | None:
         """The rate-limit decision now when buckets are in memory; None when it needs I/O.
 
         This is `RateLimiter.check` without the await, so an in-memory check costs no task.
-        `member` is the verified token's subject (None: no per-member limit applies)."""
+        `member` is the verified token's subject (None: no per-member limit applies);
+        `address` the client a trusted proxy forwarded for (None: the connection's peer)."""
         store = self.memory_store
         if store is None:
             return None
-        buckets = client.rate_buckets
+        if address is None:
+            address = client.address
+            buckets = client.rate_buckets
+        else:
+            buckets = client.buckets_for(address)
         if member is not None and self._member:
             buckets = buckets + [
                 (key, limit.bucket)
@@ -202,7 +217,7 @@ class Proxy:
                 (key, limit.bucket)
                 for limit in self._conditional
                 if limit.applies(method, path)
-                and (key := limit.key(member=member, address=client.address)) is not None
+                and (key := limit.key(member=member, address=address)) is not None
             ]
             if extra:
                 buckets = buckets + extra
@@ -271,9 +286,12 @@ class ProxyServer:
         registry: CollectorRegistry | None = None,
         upstreams: Upstreams | None = None,
         trust: EdgeTrust | None = None,
+        trusted_proxies: TrustedProxies | None = None,
+        revocations: RevocationFeed | None = None,
     ) -> None:
         """`trust` None runs without token checks (for tests of the proxy's other parts);
-        `reelscale serve --roles edge` always passes one (main.py)."""
+        `reelscale serve --roles edge` always passes one (main.py). `revocations` is the
+        event stream that tells the proxy of sign-outs (revocations.py)."""
         self.settings = settings
         clock = clock or SystemClock()
         registry = registry or CollectorRegistry()
@@ -293,7 +311,11 @@ class ProxyServer:
             clock=clock,
             registry=registry,
             trust=trust,
+            trusted_proxies=trusted_proxies,
         )
+        self.revocations: RevocationFollower | None = None
+        if revocations is not None and self.proxy.auth is not None:
+            self.revocations = RevocationFollower(revocations, auth=self.proxy.auth, clock=clock)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -308,6 +330,8 @@ class ProxyServer:
 
     async def start(self) -> None:
         await self.runtime.start()
+        if self.revocations is not None:
+            await self.revocations.start()  # follows in the background: never blocks here
         loop = asyncio.get_running_loop()
         proxy = self.proxy
         self._server = await loop.create_server(
@@ -327,6 +351,8 @@ class ProxyServer:
                 "url": self.url,
                 "pools": sorted(proxy.settings.pools),
                 "verifies_tokens": proxy.auth is not None,
+                "follows_revocations": self.revocations is not None,
+                "trusted_proxies": [str(n) for n in proxy.trusted_proxies.networks],
             },
         )
 
@@ -353,6 +379,8 @@ class ProxyServer:
                 await task
         proxy.cancel_background()
         proxy.connections.close_all()
+        if self.revocations is not None:
+            await self.revocations.stop()
         if proxy.auth is not None:
             await proxy.auth.aclose()
         if self._server is not None:

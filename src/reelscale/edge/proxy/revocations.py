@@ -1,0 +1,165 @@
+"""Sign-outs reach the standalone proxy through the event stream, as they reach services.
+
+A service learns of a revoked session from `auth.session.revoked` on the `auth` stream
+(its `revocations-<instance>` function); the proxy verifies tokens itself, so it must too,
+or a signed-out token would keep working at the edge until it expires. `RevocationFollower`
+is the proxy's small consumer for that one event type, in its own consumer group
+(`edge-revocations-<instance>`), calling `ProxyAuth.revoke_session` (which also drops the
+session's cached tokens).
+
+A group that has never run starts one access-token lifetime back, so a sign-out made just
+before the proxy started is still applied; after that it resumes from its checkpoint.
+
+The store is opened in a supervised task, not at start: a proxy whose stream is down (or
+whose `auth` stream does not exist yet, before the first service has started) still
+serves, and follows once it can, retrying with backoff. Only a shared stream (NATS) is
+followed: the embedded log belongs to the one process that holds its lock.
+
+The event store is imported only when there is a stream to follow: the proxy otherwise
+starts without loading it (pyproject's import contract for the proxy names this module as
+its one way into `reelscale.events`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from reelscale.core.clock import Clock
+from reelscale.core.lifecycle import Service
+from reelscale.edge.proxy.auth import ProxyAuth
+
+if TYPE_CHECKING:
+    from reelscale.events.records import Record
+    from reelscale.events.store import EventStore
+
+log = logging.getLogger("reelscale.edge.proxy")
+
+REVOKED = "auth.session.revoked"
+AUTH_STREAM = "auth"
+SHARED_STREAM_SCHEMES = frozenset({"nats", "tls"})
+_GROUP_PREFIX = "edge-revocations-"
+_MAX_GROUP_CHARS = 48  # the event store's limit on group names
+_MAX_SESSION_ID_CHARS = 128
+
+
+@dataclass(frozen=True)
+class RevocationFeed:
+    """Where the proxy hears of sign-outs: an (unstarted) event store and its group."""
+
+    store: EventStore
+    group: str
+    token_ttl_s: float
+    stream: str = AUTH_STREAM
+
+
+def revocation_feed(
+    stream_url: str | None,
+    *,
+    instance: str,
+    token_ttl_s: float,
+    data_dir: Path,
+    clock: Clock | None = None,
+) -> RevocationFeed | None:
+    """The feed for a shared stream URL; None (logged once) when there is none to follow."""
+    scheme = urlsplit(stream_url).scheme if stream_url else ""
+    if scheme not in SHARED_STREAM_SCHEMES:
+        log.warning(
+            "the edge does not follow revocations: no shared event stream is configured "
+            "(set REELSCALE_STREAM_URL=nats://...); a signed-out token is refused here only "
+            "once it expires",
+            extra={"stream_url": stream_url or "embedded"},
+        )
+        return None
+    from reelscale.events.backends import event_store_from_url
+
+    store = event_store_from_url(stream_url, data_dir=data_dir, clock=clock)
+    return RevocationFeed(store=store, group=group_name(instance), token_ttl_s=token_ttl_s)
+
+
+def group_name(instance: str) -> str:
+    """`edge-revocations-<instance>`, made a valid group name (lower-case, bounded)."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", instance.lower()).strip("-") or "edge"
+    return (_GROUP_PREFIX + cleaned)[:_MAX_GROUP_CHARS].rstrip("-")
+
+
+def instance_for(*, instance: str | None, default: str, reuse_port: bool) -> str:
+    """This proxy's name among its peers. Processes sharing a port (REUSE_PORT) share
+    every setting, so each adds its pid: one group per process, or they would split the
+    revocations between them."""
+    name = instance or default
+    return f"{name}-p{os.getpid()}" if reuse_port else name
+
+
+class RevocationFollower(Service):
+    """Reads `auth.session.revoked` and revokes the session at the proxy."""
+
+    name = "edge.revocations"
+
+    def __init__(self, feed: RevocationFeed, *, auth: ProxyAuth, clock: Clock) -> None:
+        from reelscale.events.consumer import GroupConsumer
+        from reelscale.events.records import StartAt
+
+        super().__init__()
+        self.store = feed.store
+        self.auth = auth
+        self.consumer = GroupConsumer(
+            feed.store,
+            feed.stream,
+            group=feed.group,
+            start=StartAt.at_timestamp(clock.now() - timedelta(seconds=feed.token_ttl_s)),
+        )
+        self.applied = 0
+        self.skipped = 0
+        self.supervise("follow", self._follow, max_backoff_s=5.0)
+
+    async def _follow(self) -> None:
+        if not self.store.started:
+            await self.store.start()
+        try:
+            await self.consumer.run(self.apply, stop=asyncio.Event())
+        finally:
+            await self.consumer.close()
+
+    async def apply(self, batch: list[Record]) -> None:
+        """Revoke each well-formed revocation's session; skip anything else."""
+        for record in batch:
+            event = record.event
+            if event.type != REVOKED:
+                continue
+            revoked = _revocation(event.data)
+            if revoked is None:
+                self.skipped += 1
+                log.warning("skipping a malformed revocation", extra={"event_id": event.id})
+                continue
+            self.auth.revoke_session(*revoked)
+            self.applied += 1
+
+    async def on_stop(self) -> None:
+        if self.store.started:
+            await self.store.stop()
+
+
+def _revocation(data: object) -> tuple[str, datetime] | None:
+    """(session id, refused until) from an event's data, or None if it is not usable."""
+    if not isinstance(data, dict):
+        return None
+    session_id, until = data.get("session_id"), data.get("until")
+    if not isinstance(session_id, str) or not 0 < len(session_id) <= _MAX_SESSION_ID_CHARS:
+        return None
+    if not isinstance(until, str) or len(until) > 64:
+        return None
+    try:
+        when = datetime.fromisoformat(until)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None  # compared with aware times: a naive one would raise later
+    return session_id, when
