@@ -9,6 +9,8 @@ roles a process runs:
                                      trending) between model builds
   recs-catalog            catalog    a new or changed title asks for a model rebuild, so it
                                      appears in rows within a minute, not at the hourly build
+  recs-profiles           platform   a profile's new onboarding picks lead its next home page
+                                     (`profile.picks_updated` from accounts)
   analytics-*             playback, metrics   live windowed aggregates (`reelscale.analytics`)
 """
 
@@ -69,6 +71,16 @@ def register_recs(registry: FunctionRegistry, recs: RecsService) -> None:
         batch_size=500,
         batch_window_s=0.1,
         start=StartAt.latest(),  # the first build reads the database; only news matters
+    )(live)
+    registry.function(
+        "recs-profiles",
+        # `profile.*` has no stream of its own: picks change once per new profile, a trickle
+        # that the shared `platform` stream carries without a stream to size and retain.
+        stream="platform",
+        types=("profile.picks_updated",),
+        batch_size=100,
+        batch_window_s=0.0,  # the member is waiting for the page the picks were for
+        start=StartAt.latest(),  # older picks are in the database the first build reads
     )(live)
     registry.function(
         "recs-catalog",

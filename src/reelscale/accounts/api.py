@@ -14,6 +14,8 @@ from reelscale.accounts.schemas import (
     LoginIn,
     LogoutIn,
     MemberOut,
+    PicksIn,
+    PicksOut,
     ProfileIn,
     ProfileOut,
     ProfileUpdate,
@@ -237,6 +239,46 @@ async def select_profile(
         profile_id=profile_id,
         pin=data.pin if data else None,
         password=data.password if data else None,
+    )
+
+
+@router.get(
+    "/v1/profiles/{profile_id}/picks",
+    response_model=PicksOut,
+    tags=["profiles"],
+    responses=PROBLEMS,
+)
+async def get_picks(
+    profile_id: uuid.UUID,
+    principal: Principal = Depends(requires(Scope.PROFILES_READ)),
+    db: Database = Depends(_db),
+) -> PicksOut:
+    """The profile's onboarding picks: genres and titles it likes, most liked first."""
+    async with db.session() as db_session:
+        return await profiles.get_picks(
+            db_session=db_session, member_id=uuid.UUID(principal.subject), profile_id=profile_id
+        )
+
+
+@router.put(
+    "/v1/profiles/{profile_id}/picks",
+    response_model=PicksOut,
+    tags=["profiles"],
+    responses=PROBLEMS,
+)
+async def set_picks(
+    profile_id: uuid.UUID,
+    data: PicksIn,
+    principal: Principal = Depends(requires(Scope.PROFILES_READ)),
+    ctx: AccountsContext = Depends(_ctx),
+    db: Database = Depends(_db),
+) -> PicksOut:
+    """Replace the profile's onboarding picks (at most 10 genre slugs and 20 title ids).
+
+    Recommendations use them at once. A profile may set its own picks (a kids profile too);
+    setting another profile's needs profiles:write."""
+    return await profiles.set_picks(
+        db=db, ctx=ctx, principal=principal, profile_id=profile_id, data=data
     )
 
 

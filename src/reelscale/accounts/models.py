@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -61,6 +62,33 @@ class Profile(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     member: Mapped[Member] = relationship(back_populates="profiles")
+
+
+class PickedGenre(Base):
+    """An onboarding pick: a catalog genre, by its slug, at its place in the member's order."""
+
+    __tablename__ = "accounts_picked_genres"
+
+    profile_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts_profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(60))  # the width of catalog_genres.slug
+
+
+class PickedTitle(Base):
+    """An onboarding pick: a catalog title the profile says it likes, in the member's order.
+
+    Only the id: accounts reads no catalog table, and recommendations ignore an id the
+    catalog does not have."""
+
+    __tablename__ = "accounts_picked_titles"
+
+    profile_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts_profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    title_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 
 class LoginSession(Base):

@@ -1,24 +1,32 @@
-"""Profiles: up to five per member, kids ceilings, PINs, and switching into one."""
+"""Profiles: up to five per member, kids ceilings, PINs, onboarding picks, switching in."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelscale.accounts.context import SOURCE, AccountsContext
-from reelscale.accounts.models import LoginSession, Member, Profile
-from reelscale.accounts.schemas import ProfileIn, ProfileOut, ProfileUpdate, TokenOut
+from reelscale.accounts.models import LoginSession, Member, PickedGenre, PickedTitle, Profile
+from reelscale.accounts.schemas import (
+    PicksIn,
+    PicksOut,
+    ProfileIn,
+    ProfileOut,
+    ProfileUpdate,
+    TokenOut,
+)
 from reelscale.accounts.tokens import token_pair
 from reelscale.core.db import Database
 from reelscale.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from reelscale.core.identity import Principal
+from reelscale.core.identity import Principal, Scope
 from reelscale.core.maturity import ADULT_LEVEL, KIDS_DEFAULT_LEVEL, KIDS_MAX_LEVEL
 
 MAX_PROFILES = 5
+PICKS_UPDATED = "profile.picks_updated"  # on the `platform` stream, keyed by profile
 
 
 def to_out(profile: Profile) -> ProfileOut:
@@ -239,6 +247,84 @@ async def select_profile(
         data={"profile_id": str(profile_id), "session_id": principal.session_id},
     )
     return tokens
+
+
+async def get_picks(
+    *, db_session: AsyncSession, member_id: uuid.UUID, profile_id: uuid.UUID
+) -> PicksOut:
+    await get_profile(db_session=db_session, member_id=member_id, profile_id=profile_id)
+    genres, titles = await _picks_of(db_session, profile_id)
+    return PicksOut(profile_id=profile_id, genres=genres, titles=titles)
+
+
+async def set_picks(
+    *,
+    db: Database,
+    ctx: AccountsContext,
+    principal: Principal,
+    profile_id: uuid.UUID,
+    data: PicksIn,
+) -> PicksOut:
+    """Replace a profile's onboarding picks, then tell recommendations.
+
+    Whoever manages the account's profiles (profiles:write) may set any of its profiles'
+    picks; any profile may set its own, a kids profile included: picks only say what to
+    show first among titles its ceiling already allows."""
+    member_id = uuid.UUID(principal.subject)
+    async with db.transaction() as db_session:
+        # Locked, so two saves at once replace the picks one after the other (PostgreSQL;
+        # SQLite's single writer already serialises them).
+        profile = await db_session.scalar(
+            select(Profile).where(Profile.id == profile_id).with_for_update()
+        )
+        if profile is None or profile.member_id != member_id:
+            raise NotFound("no such profile")
+        if Scope.PROFILES_WRITE not in principal.scopes and principal.profile_id != str(profile_id):
+            raise Forbidden("this profile may change only its own picks")
+        language = profile.language
+        await db_session.execute(delete(PickedGenre).where(PickedGenre.profile_id == profile_id))
+        await db_session.execute(delete(PickedTitle).where(PickedTitle.profile_id == profile_id))
+        db_session.add_all(
+            [
+                PickedGenre(profile_id=profile_id, position=n, slug=g)
+                for n, g in enumerate(data.genres)
+            ]
+            + [
+                PickedTitle(profile_id=profile_id, position=n, title_id=t)
+                for n, t in enumerate(data.titles)
+            ]
+        )
+    # After the commit: recommendations fold the event in at once (the next home page
+    # shows it), and a model build that starts later reads the same picks from the table.
+    await ctx.events.emit(
+        source=SOURCE,
+        type=PICKS_UPDATED,
+        subject=str(profile_id),
+        key=str(profile_id),
+        data={
+            "profile_id": str(profile_id),
+            "language": language,
+            "genres": data.genres,
+            "titles": [str(t) for t in data.titles],
+        },
+    )
+    return PicksOut(profile_id=profile_id, genres=data.genres, titles=data.titles)
+
+
+async def _picks_of(
+    db_session: AsyncSession, profile_id: uuid.UUID
+) -> tuple[list[str], list[uuid.UUID]]:
+    genres = await db_session.scalars(
+        select(PickedGenre.slug)
+        .where(PickedGenre.profile_id == profile_id)
+        .order_by(PickedGenre.position)
+    )
+    titles = await db_session.scalars(
+        select(PickedTitle.title_id)
+        .where(PickedTitle.profile_id == profile_id)
+        .order_by(PickedTitle.position)
+    )
+    return list(genres), list(titles)
 
 
 async def _confirm_password(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -126,6 +127,48 @@ class SelectProfileIn(Input):
         max_length=256,
         description="Required to leave a kids profile for an unlocked adult profile.",
     )
+
+
+MAX_PICKED_GENRES = 10
+MAX_PICKED_TITLES = 20
+# The catalog's genre slug: casefolded letters and digits of any script, joined by single
+# hyphens ("science-fiction", "драма"), at most as wide as catalog_genres.slug.
+GENRE_SLUG = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+GenreSlug = Annotated[str, StringConstraints(min_length=1, max_length=60)]
+
+
+class PicksIn(Input):
+    """A profile's onboarding picks. Repeats are dropped, keeping the first place."""
+
+    genres: list[GenreSlug] = Field(
+        default_factory=list,
+        max_length=MAX_PICKED_GENRES,
+        description="Catalog genre slugs, most liked first.",
+    )
+    titles: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=MAX_PICKED_TITLES,
+        description="Catalog title ids, most liked first.",
+    )
+
+    @field_validator("genres")
+    @classmethod
+    def _slugs(cls, value: list[str]) -> list[str]:
+        for slug in value:
+            if not GENRE_SLUG.fullmatch(slug) or slug != slug.casefold():
+                raise ValueError(f"{slug[:60]!r} is not a genre slug (lowercase, like 'sci-fi')")
+        return list(dict.fromkeys(value))
+
+    @field_validator("titles")
+    @classmethod
+    def _unique(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return list(dict.fromkeys(value))
+
+
+class PicksOut(BaseModel):
+    profile_id: uuid.UUID
+    genres: list[str]
+    titles: list[uuid.UUID]
 
 
 class RoleIn(Input):

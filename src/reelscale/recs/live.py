@@ -7,6 +7,10 @@ the database, so when a new model is swapped in, everything it already covers is
 here (`rebase`). Delivery is at least once and not always in order: an event older than the
 mark it would replace is ignored.
 
+Onboarding picks (`profile.picks_updated`) are kept here too, per profile, until a build
+that read them from accounts is swapped in: a cold profile's page is led by its picks on its
+next request, not at the next build (see `with_picks` and `RecsService.on_event`).
+
 Everything is mutated on the event loop; readers on other threads only ever see a whole
 dict entry or a whole cached tuple replaced, never a half-written one.
 """
@@ -15,15 +19,22 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
 
-from reelscale.recs.snapshot import RESUME_MIN_FRACTION, WATCHED_FRACTION, RecsModel
+from reelscale.recs.snapshot import (
+    RESUME_MIN_FRACTION,
+    WATCHED_FRACTION,
+    ProfileState,
+    RecsModel,
+    picked_genres,
+)
 
 MAX_PLAYS = 200_000  # recent plays kept for Trending between builds
+MAX_PICKS = 50  # per list; accounts allows far fewer, this only bounds a malformed event
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,16 @@ class LiveMark:
     duration_s: float
 
 
+@dataclass(frozen=True)
+class LivePicks:
+    """A profile's onboarding picks as the latest `profile.picks_updated` gave them."""
+
+    genres: tuple[str, ...]  # catalog slugs, most liked first
+    titles: tuple[str, ...]  # title ids
+    language: str | None
+    updated: float  # Unix seconds
+
+
 _Mark = TypeVar("_Mark", LiveMark, LiveThumb)
 
 
@@ -47,6 +68,7 @@ class LiveSignals:
     def __init__(self) -> None:
         self.progress: dict[str, dict[str, LiveMark]] = {}
         self.thumbs: dict[str, dict[str, LiveThumb]] = {}
+        self.picks: dict[str, LivePicks] = {}
         self._plays: deque[tuple[float, str]] = deque(maxlen=MAX_PLAYS)
         self._extra: dict[str, float] = {}
         self._revision = 0
@@ -57,6 +79,7 @@ class LiveSignals:
         cutoff = model.trained_at.timestamp()
         _drop_older(self.progress, cutoff)
         _drop_older(self.thumbs, cutoff)
+        self.picks = {p: picks for p, picks in self.picks.items() if picks.updated > cutoff}
         while self._plays and self._plays[0][0] <= cutoff:
             self._plays.popleft()
         extra: dict[str, float] = {}
@@ -102,6 +125,28 @@ class LiveSignals:
         watched = fraction >= WATCHED_FRACTION or (was_watched and fraction < RESUME_MIN_FRACTION)
         marks[title_id] = LiveMark(fraction, watched, ts, duration)
 
+    def set_picks(self, *, data: dict[str, Any], at: datetime) -> tuple[str, LivePicks] | None:
+        """Keep one `profile.picks_updated`; returns (profile, picks), or None for a
+        malformed event or one older than the picks already kept."""
+        profile, genres, titles = data.get("profile_id"), data.get("genres"), data.get("titles")
+        if not isinstance(profile, str) or not profile:
+            return None
+        if not isinstance(genres, list) or not isinstance(titles, list):
+            return None
+        language = data.get("language")
+        ts = at.timestamp()
+        previous = self.picks.get(profile)
+        if previous is not None and ts < previous.updated:
+            return None  # redelivered out of order: the newer picks stand
+        picks = LivePicks(
+            genres=tuple(g for g in genres if isinstance(g, str))[:MAX_PICKS],
+            titles=tuple(t for t in titles if isinstance(t, str))[:MAX_PICKS],
+            language=language if isinstance(language, str) and language else None,
+            updated=ts,
+        )
+        self.picks[profile] = picks
+        return profile, picks
+
     def _thumb(self, profile: str, title_id: str, thumb: object, ts: float) -> None:
         if isinstance(thumb, bool) or thumb not in (-1, 0, 1):
             return
@@ -125,6 +170,32 @@ class LiveSignals:
         order = tuple(int(i) for i in ranked if scores[i] > 0)
         self._trending = (key, order)
         return order
+
+
+def with_picks(
+    model: RecsModel, state: ProfileState | None, picks: LivePicks, genres: dict[str, int]
+) -> ProfileState:
+    """`state` as a build reading `picks` would have made it; `genres` is
+    `snapshot.genre_lookup` of the model's genres.
+
+    For a profile with no history the build's state comes from its picks and language
+    alone, so this is exact: picked genres each weigh the same and a build orders equal
+    weights by genre index. A profile with history keeps its learnt genre order until the
+    next build: how much a pick weighs against it needs the signal weights, which only a
+    build reads (and such a profile's page comes from its history, not its picks)."""
+    state = state or ProfileState()
+    titles = tuple(model.index[t] for t in picks.titles if t in model.index)
+    language = picks.language or state.language
+    if state.progress:
+        return replace(state, picked_titles=titles, language=language)
+    order = tuple(sorted(picked_genres(picks.genres, genres)))
+    return replace(
+        state,
+        genre_order=order,
+        genre_share=tuple(1.0 / len(order) for _ in order),
+        picked_titles=titles,
+        language=language,
+    )
 
 
 def _drop_older(table: dict[str, dict[str, _Mark]], cutoff: float) -> None:

@@ -3,7 +3,8 @@
 The model in use is one reference, `self._model`. A build makes a complete new `RecsModel`
 off the event loop, then replaces that reference in one assignment; a request reads the
 reference once and uses only that snapshot, so it sees the old model or the new one, never
-a mix. Playback events update the live overlay (`live`) in between.
+a mix. Playback events update the live overlay (`live`) in between, and a profile's new
+onboarding picks replace that one profile's state in the model in use (`on_event`).
 
 Where models come from:
 
@@ -31,14 +32,15 @@ from reelscale.core.lifecycle import Service
 from reelscale.core.metrics import Metrics
 from reelscale.recs import training
 from reelscale.recs.artifacts import ArtifactError, ModelStore
-from reelscale.recs.live import LiveSignals
+from reelscale.recs.live import LiveSignals, with_picks
 from reelscale.recs.rows import Row, RowBuilder, Viewer
-from reelscale.recs.snapshot import BuildConfig, RecsModel, empty_model
+from reelscale.recs.snapshot import BuildConfig, RecsModel, empty_model, genre_lookup
 from reelscale.recs.sources import CatalogSnapshot, PlatformSources, ProfileSource, SignalSource
 
 log = logging.getLogger("reelscale.recs")
 
 PLAYBACK_EVENTS = ("playback.started", "playback.heartbeat", "playback.stopped", "playback.thumb")
+PICKS_UPDATED = "profile.picks_updated"  # from accounts, on the `platform` stream
 SEEN_EVENTS = 20_000  # event ids remembered, so a redelivered event counts once
 
 
@@ -208,14 +210,22 @@ class RecsService(Service):
         )
 
     def swap(self, model: RecsModel) -> None:
-        """Make `model` the one requests use, dropping live marks it already covers."""
+        """Make `model` the one requests use, dropping live marks it already covers and
+        giving it the picks saved since it read the platform."""
         self.live.rebase(model)
         self.live.trending(model)  # warm the cache, so no request pays for the first sort
+        if self.live.picks:
+            genres = genre_lookup({name: g for g, name in enumerate(model.genre_names)})
+            for profile, picks in self.live.picks.items():
+                model.profiles[profile] = with_picks(
+                    model, model.profiles.get(profile), picks, genres
+                )
         self._model = model  # the single reference readers load
 
     async def on_event(self, event: CloudEvent) -> None:
         """Fold one event in: `playback.*` updates the live overlay at once; `catalog.title.*`
-        asks for a rebuild. Anything else, and a redelivered event, is ignored."""
+        asks for a rebuild; `profile.picks_updated` refreshes that profile's state. Anything
+        else, and a redelivered event, is ignored."""
         if event.id in self._seen:
             return
         self._seen[event.id] = None
@@ -232,6 +242,26 @@ class RecsService(Service):
             )
         elif event.type.startswith("catalog.title."):
             self.request_rebuild(f"{event.type} {event.subject or ''}".strip())
+        elif event.type == PICKS_UPDATED:
+            self._picks_updated(event)
+
+    def _picks_updated(self, event: CloudEvent) -> None:
+        """New onboarding picks: that one profile's state in the model in use is rebuilt
+        from them now, so its next home page is led by them.
+
+        Why replace the profile's entry in place rather than overlay picks per request like
+        thumbs: rows read a profile's genre order and picks from its `ProfileState`, and a
+        new profile has nothing else, so one dict entry replaced (atomic for readers on any
+        thread) changes exactly that page and costs requests nothing. The picks also stay in
+        `live` until a build that read them is swapped in (`swap` re-applies them), so a
+        build that started before they were saved does not lose them."""
+        kept = self.live.set_picks(data=event.data, at=event.time)
+        if kept is None:
+            return
+        profile, picks = kept
+        model = self._model
+        genres = genre_lookup({name: g for g, name in enumerate(model.genre_names)})
+        model.profiles[profile] = with_picks(model, model.profiles.get(profile), picks, genres)
 
     async def on_events(self, events: list[CloudEvent]) -> None:
         """A batch from the stream, in order."""

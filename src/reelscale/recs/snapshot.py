@@ -21,7 +21,9 @@ and device.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -443,6 +445,7 @@ def _profile_states(
         by_profile.setdefault(row[0], []).append(row)
     facts = {str(p.id): p for p in profiles}
     row_of = {u: n for n, u in enumerate(user_ids)}
+    genre_keys = genre_lookup(genre_of)
     states: dict[str, ProfileState] = {}
     for profile in dict.fromkeys([*user_ids, *facts]):
         own = sorted(by_profile.get(profile, []), key=lambda r: -r[3])
@@ -452,9 +455,8 @@ def _profile_states(
             for g in item_genres[item]:
                 affinity[g] += weight / len(item_genres[item])
         if fact is not None:  # onboarding picks count like one watched title each
-            for name in fact.picked_genres:
-                if name in genre_of:
-                    affinity[genre_of[name]] += 1.0
+            for g in picked_genres(fact.picked_genres, genre_keys):
+                affinity[g] += 1.0
         order = [int(g) for g in np.argsort(-affinity, kind="stable") if affinity[g] > 0]
         total = float(affinity.sum()) or 1.0
         disliked = frozenset(r[1] for r in own if r[6] < 0)
@@ -476,6 +478,28 @@ def _profile_states(
             affinity=table,
         )
     return states
+
+
+def genre_slug(name: str) -> str:
+    """The catalog's key for a genre name (its `slugify`), which onboarding picks use. Recs
+    imports no other service, so the rule is repeated here; a test keeps the two in step."""
+    slug = re.sub(r"[\W_]+", "-", name.casefold()).strip("-")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    if not slug:
+        return f"g-{digest}"
+    if len(slug) > 60:
+        return f"{slug[:49]}-{digest}"
+    return slug
+
+
+def genre_lookup(genre_of: dict[str, int]) -> dict[str, int]:
+    """Genre index by display name and by catalog slug."""
+    return {**{genre_slug(name): g for name, g in genre_of.items()}, **genre_of}
+
+
+def picked_genres(picks: Sequence[str], lookup: dict[str, int]) -> tuple[int, ...]:
+    """The genres onboarding picks name (slugs or names), once each, in pick order."""
+    return tuple(dict.fromkeys(lookup[p] for p in picks if p in lookup))
 
 
 def _card(title: TitleFacts) -> Card:

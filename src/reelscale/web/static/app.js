@@ -242,7 +242,7 @@ async function renderHome(root) {
   playableCache = null;
   const [ready, recs] = await Promise.all([playable(), api("/v1/recs/home?device=web").catch(() => null)]);
   const readyTitles = (await Promise.all([...ready.keys()].map(titleSafe))).filter(Boolean);
-  const page = h(`<div></div>`);
+  const page = h(`<div class="home"></div>`);
   const readyRow = readyTitles.length
     ? row("Ready to Watch", readyTitles.map((t) => card(t, { ready: true })), "row-ready") : null;
   if (recs && recs.rows.length) {
@@ -259,6 +259,85 @@ async function renderHome(root) {
   const heroTitle = readyTitles[0];
   if (heroTitle) root.append(hero(heroTitle, true));
   root.append(page);
+  const panel = await onboarding().catch(() => null);
+  if (panel && page.isConnected) page.prepend(panel);
+}
+
+// ------------------------------------------------------------------ onboarding picks
+// A profile with no history and no picks is asked what it likes: a few genres and,
+// optionally, a few titles. Recommendations lead its rows with them from the next page.
+const MAX_GENRES = 10;
+const MAX_TITLES = 20;
+const skipKey = (id) => `reelscale.onboarding.skipped.${id}`;
+
+async function onboarding() {
+  const profile = session.load().profile;
+  if (!profile?.id || sessionStorage.getItem(skipKey(profile.id))) return null;
+  const [picks, history] = await Promise.all([
+    api(`/v1/profiles/${profile.id}/picks`), api("/v1/playback/history").catch(() => [])]);
+  if (picks.genres.length || picks.titles.length || history.length) return null;
+  const [genres, popular] = await Promise.all([
+    api("/v1/catalog/genres"), api("/v1/catalog/titles?limit=12").catch(() => ({ items: [] }))]);
+  const offered = genres.filter((g) => g.titles > 0);
+  if (!offered.length) return null;
+  const el = h(`<section class="onboarding" id="onboarding" aria-labelledby="onboarding-title">
+    <h2 id="onboarding-title">What do you like to watch?</h2>
+    <p>Pick a few genres, and titles if you like, and your home page starts with them.</p>
+    <h3 id="onboarding-genres">Genres</h3>
+    <div class="chips" role="group" aria-labelledby="onboarding-genres">${offered.map((g) =>
+      `<button type="button" class="chip" aria-pressed="false" data-pick-genre="${esc(g.slug)}">${esc(g.name)}</button>`).join("")}</div>
+    ${popular.items.length ? `<h3 id="onboarding-titles">Titles you like <small>(optional)</small></h3>
+    <div class="pick-titles" role="group" aria-labelledby="onboarding-titles">${popular.items.map((t) =>
+      `<button type="button" class="pick-title" aria-pressed="false" data-pick-title="${esc(t.id)}">
+        <img alt="" loading="lazy" src="${esc(t.poster || `/v1/catalog/artwork/${t.id}/poster.svg`)}"><span>${esc(t.name)}</span></button>`).join("")}</div>` : ""}
+    <p class="hint" id="onboarding-status" role="status">Choose at least one genre.</p>
+    <div class="actions"><button class="btn btn-primary" id="onboarding-save" disabled>Save my picks</button>
+    <button class="btn btn-ghost" id="onboarding-skip" type="button">Not now</button></div></section>`);
+  const chosen = (attr) => [...el.querySelectorAll(`[${attr}][aria-pressed="true"]`)].map((b) => b.getAttribute(attr));
+  const status = el.querySelector("#onboarding-status");
+  const update = () => {
+    const g = chosen("data-pick-genre").length;
+    const t = chosen("data-pick-title").length;
+    el.querySelector("#onboarding-save").disabled = g === 0;
+    status.textContent = g ? `${g} genre${g > 1 ? "s" : ""}${t ? ` and ${t} title${t > 1 ? "s" : ""}` : ""} chosen.`
+      : "Choose at least one genre.";
+  };
+  const toggle = (button, attr, max) => {
+    const on = button.getAttribute("aria-pressed") === "true";
+    if (!on && chosen(attr).length >= max) { toast(`At most ${max} — unpick one first.`); return; }
+    button.setAttribute("aria-pressed", String(!on));
+    update();
+  };
+  for (const b of el.querySelectorAll("[data-pick-genre]")) b.addEventListener("click", () => toggle(b, "data-pick-genre", MAX_GENRES));
+  for (const b of el.querySelectorAll("[data-pick-title]")) b.addEventListener("click", () => toggle(b, "data-pick-title", MAX_TITLES));
+  el.querySelector("#onboarding-skip").addEventListener("click", () => {
+    sessionStorage.setItem(skipKey(profile.id), "1");
+    el.remove();
+  });
+  el.querySelector("#onboarding-save").addEventListener("click", async (e) => {
+    e.target.disabled = true;
+    status.textContent = "Saving…";
+    try {
+      await api(`/v1/profiles/${profile.id}/picks`, { method: "PUT",
+        body: { genres: chosen("data-pick-genre"), titles: chosen("data-pick-title") } });
+    } catch (err) {
+      status.textContent = err.message;
+      e.target.disabled = false;
+      return;
+    }
+    await picksReached();
+    route(); // the rows again, now led by the picks
+  });
+  return el;
+}
+
+// The recommender learns of new picks from the event stream, a moment after the save.
+async function picksReached() {
+  for (let i = 0; i < 20; i++) {
+    const recs = await api("/v1/recs/home?device=web").catch(() => null);
+    if (!recs || recs.rows[0]?.id === "top-picks") return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 async function homeWithoutRecs(page, ready, readyRow) {
