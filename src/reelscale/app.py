@@ -57,7 +57,11 @@ from reelscale.media.client import HttpMedia, Media
 from reelscale.media.inprocess import InProcessMedia
 from reelscale.media.runtime import CHUNK_MAX_BYTES, MediaRuntime
 from reelscale.media.runtime import MIGRATIONS as MEDIA_MIGRATIONS
-from reelscale.platform_functions import register_recs, register_revocations
+from reelscale.platform_functions import (
+    RevocationCatchUp,
+    register_recs,
+    register_revocations,
+)
 from reelscale.playback.api import router as playback_router
 from reelscale.playback.delivery import router as delivery_router
 from reelscale.playback.inprocess import InProcessSignals
@@ -271,6 +275,18 @@ def create_app(
         instance=settings.instance_name,
         clock=clock,
         token_ttl_s=settings.access_token_ttl_s,
+    )
+    # ... and, on every start, re-reads those of the last token lifetime: the function
+    # resumes after its checkpoint, so it would not see again what it applied before.
+    supervisor.add(
+        RevocationCatchUp(
+            store,
+            verifier=platform.verifier,
+            instance=settings.instance_name,
+            clock=clock,
+            token_ttl_s=settings.access_token_ttl_s,
+        ),
+        depends_on=[store, streams],
     )
     # Live analytics over the platform's streams, in every process that serves the API
     # (each aggregates every shard itself: its consumer groups are named after it).

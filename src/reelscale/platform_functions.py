@@ -16,13 +16,24 @@ roles a process runs:
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import datetime, timedelta
 
 from reelscale.core.clock import Clock
 from reelscale.core.identity import TokenVerifier
+from reelscale.core.lifecycle import Service
+from reelscale.events.catchup import catch_up
 from reelscale.events.records import Record, StartAt
+from reelscale.events.store import EventStore
 from reelscale.functions import FunctionRegistry
 from reelscale.recs.serving import RecsService
+
+log = logging.getLogger("reelscale.auth")
+
+AUTH_STREAM = "auth"
+REVOKED = "auth.session.revoked"
+MAX_GROUP_CHARS = 48  # events.records' limit on group names
 
 
 def register_revocations(
@@ -36,25 +47,93 @@ def register_revocations(
     """One consumer group per process: every process must see every revocation.
 
     A process that has never run starts one token lifetime back, which covers every
-    token that could still be presented; after that it resumes from its checkpoint.
+    token that could still be presented; after that it resumes from its checkpoint. What
+    it had applied before a restart is read again by `RevocationCatchUp`.
     """
-
-    async def apply(batch: list[Record]) -> None:
-        for record in batch:
-            data = record.event.data
-            session_id, until = data.get("session_id"), data.get("until")
-            if isinstance(session_id, str) and isinstance(until, str):
-                verifier.revoke_session(session_id, datetime.fromisoformat(until))
-
+    apply = revocation_applier(verifier)
     registry.function(
         f"revocations-{instance}",
-        stream="auth",
-        types=("auth.session.revoked",),
+        stream=AUTH_STREAM,
+        types=(REVOKED,),
         batch_size=100,
         batch_window_s=0.0,  # a revocation takes effect as soon as it is read
         start=StartAt.at_timestamp(clock.now() - timedelta(seconds=token_ttl_s)),
         dead_letter=True,
     )(apply)
+
+
+def revocation_applier(verifier: TokenVerifier):  # type: ignore[no-untyped-def]
+    """The handler that revokes each `auth.session.revoked` record's session."""
+
+    async def apply(batch: list[Record]) -> None:
+        for record in batch:
+            if record.event.type != REVOKED:
+                continue
+            data = record.event.data
+            session_id, until = data.get("session_id"), data.get("until")
+            if not isinstance(session_id, str) or not isinstance(until, str):
+                continue
+            try:
+                when = datetime.fromisoformat(until)
+            except ValueError:
+                log.warning("skipping a malformed revocation", extra={"event_id": record.event.id})
+                continue
+            verifier.revoke_session(session_id, when)
+
+    return apply
+
+
+class RevocationCatchUp(Service):
+    """At start, re-read the revocations of the last token lifetime (see events/catchup.py).
+
+    The process is not ready before this has run, so it never accepts a token it had
+    already seen revoked before a restart. If the stream cannot be read in time, the
+    process starts anyway (with an error logged): the revocations function still follows
+    the stream, and refusing to start would turn a stream outage into a full outage.
+    """
+
+    name = "auth.revocations.catch-up"
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        verifier: TokenVerifier,
+        instance: str,
+        clock: Clock,
+        token_ttl_s: float,
+        timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.apply = revocation_applier(verifier)
+        self.group = _catch_up_group(instance)
+        self.clock = clock
+        self.token_ttl_s = token_ttl_s
+        self.timeout_s = timeout_s
+        self.read = 0
+
+    async def on_start(self) -> None:
+        since = self.clock.now() - timedelta(seconds=self.token_ttl_s)
+        try:
+            self.read = await catch_up(
+                self.store,
+                AUTH_STREAM,
+                group=self.group,
+                since=since,
+                handle=self.apply,
+                timeout_s=self.timeout_s,
+            )
+        except Exception:
+            log.exception("could not re-read recent revocations; following the stream only")
+
+
+def _catch_up_group(instance: str) -> str:
+    """`revocations-<instance>-catchup`, or a digest of the instance if that is too long."""
+    name = f"revocations-{instance}-catchup"
+    if len(name) <= MAX_GROUP_CHARS:
+        return name
+    return f"revocations-{hashlib.sha256(instance.encode()).hexdigest()[:16]}-catchup"
 
 
 def register_recs(registry: FunctionRegistry, recs: RecsService) -> None:

@@ -190,7 +190,10 @@ async def test_malformed_revocations_are_skipped_and_following_goes_on() -> None
         assert await edge.status_becomes(401, edge.token("session-after-garbage")) == 401
         follower = edge.proxy.revocations
         assert follower is not None
-        assert (follower.skipped, follower.applied) == (len(bad), 1)
+        # Read twice at a first start: by the catch-up and by the new group, which also
+        # starts one token lifetime back. The later revocation may come once or twice.
+        assert follower.skipped == 2 * len(bad)
+        assert follower.applied in (1, 2)
         assert (await edge.http.get("/v1/me", headers=edge.token("s"))).status_code == 200
 
 

@@ -8,7 +8,9 @@ is the proxy's small consumer for that one event type, in its own consumer group
 session's cached tokens).
 
 A group that has never run starts one access-token lifetime back, so a sign-out made just
-before the proxy started is still applied; after that it resumes from its checkpoint.
+before the proxy started is still applied; after that it resumes from its checkpoint. On
+every start the proxy also re-reads that last lifetime once (`events.catchup`), so the
+sign-outs it had applied before a restart are applied again.
 
 The store is opened in a supervised task, not at start: a proxy whose stream is down (or
 whose `auth` stream does not exist yet, before the first service has started) still
@@ -110,6 +112,10 @@ class RevocationFollower(Service):
         super().__init__()
         self.store = feed.store
         self.auth = auth
+        self.group = feed.group
+        self.token_ttl_s = feed.token_ttl_s
+        self.clock = clock
+        self.stream = feed.stream
         self.consumer = GroupConsumer(
             feed.store,
             feed.stream,
@@ -121,8 +127,21 @@ class RevocationFollower(Service):
         self.supervise("follow", self._follow, max_backoff_s=5.0)
 
     async def _follow(self) -> None:
+        from reelscale.events.catchup import catch_up
+
         if not self.store.started:
             await self.store.start()
+        try:
+            await catch_up(
+                self.store,
+                self.stream,
+                group=f"{self.group[: _MAX_GROUP_CHARS - 8]}-catchup",
+                since=self.clock.now() - timedelta(seconds=self.token_ttl_s),
+                handle=self.apply,
+            )
+        except TimeoutError:
+            # Not worth holding the live follower back for: it is what keeps up from now.
+            log.warning("could not re-read recent revocations in time; following the stream")
         try:
             await self.consumer.run(self.apply, stop=asyncio.Event())
         finally:
