@@ -129,7 +129,7 @@ def test_cold_start_uses_onboarding_picks_and_the_profiles_language(
     assert [c.id for c in first.items[: len(visible)]] == visible
     assert all("Horror" in c.genres for c in first.items[len(visible) :])
     popular = rows[ids.index("popular")]
-    assert popular.title == "Popular in ja"
+    assert popular.title == "Popular in Japanese"
     assert all(c.language == "ja" for c in popular.items)
     assert next(i for i in ids if i.startswith("genre:")) == "genre:Horror"
 

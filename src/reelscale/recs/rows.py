@@ -41,6 +41,15 @@ from reelscale.recs.snapshot import (
 )
 
 DAY = 86_400.0
+# Row titles name a profile's language in words; ISO 639-1 codes outside this list are
+# shown as they are.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "da": "Danish", "de": "German", "en": "English", "es": "Spanish",
+    "fi": "Finnish", "fr": "French", "hi": "Hindi", "id": "Indonesian", "it": "Italian",
+    "ja": "Japanese", "ko": "Korean", "nl": "Dutch", "no": "Norwegian", "pl": "Polish",
+    "pt": "Portuguese", "ru": "Russian", "sv": "Swedish", "th": "Thai", "tr": "Turkish",
+    "zh": "Chinese",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,11 @@ class RowBuilder:
                         1,
                     )
                 )
-            label = f"Popular in {language}" if language and local else "Popular on reelscale"
+            label = (
+                f"Popular in {LANGUAGE_NAMES.get(language, language)}"
+                if language and local
+                else "Popular on reelscale"
+            )
             plans.append(
                 _Plan(88, "popular", label, "what members like you watch", popular, self.min_items)
             )
