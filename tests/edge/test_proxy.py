@@ -447,6 +447,39 @@ async def test_head_and_http10_and_chunked_responses_keep_framing_right() -> Non
     assert len({s.connection for s in default.seen}) == 1  # all three on one upstream link
 
 
+async def test_an_upstream_link_switches_between_http10_and_http11_clients() -> None:
+    # The response parser only hands body pieces to Python while de-chunking for an
+    # HTTP/1.0 client; a link that served one must pass the next 1.1 client's chunks on.
+    async def by_target(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        if seen.target == "/plain":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            writer.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async with origins(by_target) as (default,), running(f"default={default.url}") as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"GET /plain HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"connection: keep-alive" in head.lower()
+        assert await reader.readexactly(5) == b"plain"
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"GET /chunks HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        chunks = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+        assert chunks == b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        writer.close()
+        # And back: an HTTP/1.0 client after a 1.1 one gets the chunks de-chunked.
+        raw = await raw_exchange(proxy.port, b"GET /chunks HTTP/1.0\r\n\r\n")
+    _, _, body = raw.partition(b"\r\n\r\n")
+    assert body == b"hello world"
+    assert len({s.connection for s in default.seen}) == 1  # all on one upstream link
+
+
 async def test_keep_alive_reuses_upstream_connections() -> None:
     async with (
         origins(ok) as (default,),

@@ -75,9 +75,22 @@ def ensure_tool(command: str, package: str, log: Log) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports. The sockets stay open until all are chosen: closed one
+    by one, the kernel may hand the same port out twice, and since the origin listens with
+    `reuseport`, an edge given its port would share it and the edge's figures would be the
+    origin's."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
@@ -232,7 +245,13 @@ def edge(
         )
     try:
         wait_for_port(port, process)
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).raise_for_status()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        health.raise_for_status()
+        # The origin answers 200 to any path too: make sure this is the edge talking.
+        if health.headers.get("content-type") != "application/json" or health.json() != {
+            "status": "ok"
+        }:
+            raise RuntimeError(f"port {port} is not the edge's: {health.text[:80]!r}")
         yield process
     finally:
         _stop(process)
@@ -297,7 +316,7 @@ def run(
         (directory / "tmp").mkdir()
         directory.chmod(0o755)
         (directory / "tmp").chmod(0o777)
-        origin_port, nginx_port, edge_port = free_port(), free_port(), free_port()
+        origin_port, nginx_port, edge_port = free_ports(3)
         options: dict[str, Any] = {
             "seconds": seconds,
             "warmup_s": warmup_s,

@@ -87,13 +87,13 @@ class Pool:
     def pick(self, exclude: Collection[Instance] = ()) -> Instance | None:
         """Two random available instances, the less busy one; None when none is left."""
         instances = self.instances
-        now = self.monotonic()
         n = len(instances)
         if n == 1:
             only = instances[0]
             return None if only in exclude else only  # a sole instance is never ejected
         if n == 0:
             return None
+        now = self.monotonic()  # only now: a sole instance needs no clock
         rand = self._random
         i = int(rand() * n)
         j = int(rand() * (n - 1))

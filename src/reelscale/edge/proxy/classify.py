@@ -30,7 +30,7 @@ class CompiledClassifier:
         self.default = classifier.default
         self.header_names = frozenset(name for rule in classifier.rules for name in rule.headers)
         self._usable = all(re.compile(rule.path.pattern).groups == 0 for rule in classifier.rules)
-        self._by_method: dict[str, tuple[re.Pattern[str], tuple[Priority, ...]]] = {}
+        self._by_method: dict[str, tuple[re.Pattern[str], dict[str, Priority]]] = {}
 
     def classify(
         self, method: str, path: str, headers: Mapping[str, str] | None
@@ -48,9 +48,10 @@ class CompiledClassifier:
         match = pattern.match(path)
         if match is None:
             return self.default
-        return priorities[int((match.lastgroup or "r0")[1:])]
+        return priorities[match.lastgroup or "r0"]
 
-    def _compile(self, method: str) -> tuple[re.Pattern[str], tuple[Priority, ...]]:
+    def _compile(self, method: str) -> tuple[re.Pattern[str], dict[str, Priority]]:
+        """The method's header-free rules as one alternation, and each group's priority."""
         upper = method.upper()
         alternatives: list[str] = []
         priorities: list[Priority] = []
@@ -60,5 +61,6 @@ class CompiledClassifier:
             alternatives.append(f"(?P<r{len(priorities)}>{rule.path.pattern})")
             priorities.append(rule.priority)
         if not alternatives:
-            return _NO_MATCH, ()
-        return re.compile("|".join(alternatives)), tuple(priorities)
+            return _NO_MATCH, {}
+        by_group = {f"r{index}": priority for index, priority in enumerate(priorities)}
+        return re.compile("|".join(alternatives)), by_group

@@ -192,7 +192,7 @@ class Exchange:
         if self.content_length is not None and self.content_length > proxy.max_body_bytes:
             self.fail(413, f"The body is larger than {proxy.max_body_bytes} bytes.", close=True)
             return
-        method = _method_name(self.method)
+        method = _METHOD_NAMES.get(self.method) or _method_name(self.method)
         priority = proxy.classifier.classify(method, path, self.classified)
         if priority is not None:  # probes and scrapes (None) are never limited
             self.priority = priority
@@ -475,11 +475,12 @@ class Exchange:
             keep_alive=self.keep_alive,
             http11=self.http11,
             bodiless=self.method == b"HEAD" or status in _BODILESS_STATUS,
+            rest=rest,
         )
         if rewritten.close_delimited:
             self.close_delimited = True
             self.keep_alive = False
-        self.client.write(rewritten.data + rest if rest else rewritten.data)
+        self.client.write(rewritten.data)
         self.response_head_sent = True
         self.read_deadline = _monotonic() + self.proxy.idle_timeout_s
         return True

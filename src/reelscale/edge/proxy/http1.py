@@ -45,6 +45,9 @@ _RESPONSE_FACTS = re.compile(
     rb"|proxy-authorization|transfer-encoding|content-length|x-request-id):"
 )
 _HOP_SET = HOP_BY_HOP | {b"trailers"}
+# Connection values that name no other header (nearly every response): no token set needed.
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b""})
+_CRLF = b"\r\n"
 
 _STATUS_LINES = {
     int(status): f"HTTP/1.1 {int(status)} {status.phrase}\r\n".encode() for status in HTTPStatus
@@ -88,11 +91,12 @@ class RequestIds:
 
 
 class ResponseHead:
-    """What a response head says about framing, and the head as it goes to the client."""
+    """What a response head says about framing, and the head as it goes to the client
+    (followed by the body bytes that arrived with it, when those were passed in)."""
 
     __slots__ = ("chunked", "close_delimited", "data")
 
-    def __init__(self, data: bytes, *, chunked: bool, close_delimited: bool) -> None:
+    def __init__(self, data: bytes, chunked: bool, close_delimited: bool) -> None:
         self.data = data
         self.chunked = chunked
         self.close_delimited = close_delimited
@@ -105,12 +109,18 @@ def rewrite_response_head(
     keep_alive: bool,
     http11: bool,
     bodiless: bool,
+    rest: bytes = b"",
 ) -> ResponseHead:
     """The upstream's head (status line to the blank line) made fit for the client.
 
     Hop-by-hop headers (and any the Connection header names) are dropped, X-Request-ID is
     added if the service did not echo it, and a chunked body is passed through as it is
-    to HTTP/1.1 clients (HTTP/1.0 clients get it de-chunked and close-delimited)."""
+    to HTTP/1.1 clients (HTTP/1.0 clients get it de-chunked and close-delimited). `rest`,
+    body bytes that arrived with the head, is appended to `data` (one copy, not two).
+
+    It runs once per response, so the common head (Content-Length, `Connection:
+    keep-alive`) takes the short way: no token set for a plain Connection value, no sort
+    unless lines named by Connection were added, and the result assembled in one join."""
     lowered = head.lower()
     chunked = has_length = has_id = False
     cuts: list[tuple[int, int]] = []
@@ -123,42 +133,47 @@ def rewrite_response_head(
         if name == b"x-request-id":
             has_id = True
             continue
-        line_end = lowered.find(b"\r\n", match.end())
+        value_start = match.end()
+        line_end = lowered.find(b"\r\n", value_start)
         if name == b"transfer-encoding":
-            chunked = chunked or b"chunked" in lowered[match.end() : line_end]
+            chunked = chunked or b"chunked" in lowered[value_start:line_end]
             if http11:
                 continue  # chunked framing passes through untouched
         elif name == b"connection":
-            tokens = {t.strip() for t in lowered[match.end() : line_end].split(b",")}
-            tokens -= {b"close", b"keep-alive", b""}
-            if tokens - _HOP_SET:
-                named = (named or set()) | (tokens - _HOP_SET)
+            value = lowered[value_start:line_end]
+            if value.strip() not in _PLAIN_CONNECTION:
+                tokens = {t.strip() for t in value.split(b",")}
+                tokens -= {b"close", b"keep-alive", b""}
+                if tokens - _HOP_SET:
+                    named = (named or set()) | (tokens - _HOP_SET)
         cuts.append((match.start(), line_end))
     if named:
         for name in named:
             for match in re.finditer(rb"\r\n" + re.escape(name) + rb":", lowered):
                 cuts.append((match.start(), lowered.find(b"\r\n", match.end())))
-    if cuts:
         cuts.sort()
-        pieces, position = [], 0
-        for begin, finish in cuts:
-            if begin >= position:
-                pieces.append(head[position:begin])
-                position = finish
-        pieces.append(head[position:])
-        head = b"".join(pieces)
-    if not head.startswith(b"HTTP/1.1 "):
-        head = b"HTTP/1.1" + head[8:]  # we speak 1.1 to clients whatever the instance spoke
+    pieces: list[bytes] = []
+    position = 0
+    for begin, finish in cuts:
+        if begin >= position:
+            pieces.append(head[position:begin])
+            position = finish
+    pieces.append(head[position:-2])  # up to the blank line: additions go before it
+    if not has_id:
+        pieces += (b"x-request-id: ", request_id, _CRLF)
     dechunk = chunked and not http11
     close_delimited = not bodiless and not chunked and not has_length
-    extra = b"" if has_id else b"x-request-id: %s\r\n" % request_id
     if close_delimited or dechunk or not keep_alive:
-        extra += b"connection: close\r\n"
+        pieces.append(b"connection: close\r\n")
     elif not http11:
-        extra += b"connection: keep-alive\r\n"
-    if extra:
-        head = head[:-2] + extra + b"\r\n"
-    return ResponseHead(head, chunked=chunked, close_delimited=close_delimited or dechunk)
+        pieces.append(b"connection: keep-alive\r\n")
+    pieces.append(_CRLF)
+    if rest:
+        pieces.append(rest)
+    data = b"".join(pieces)
+    if not data.startswith(b"HTTP/1.1 "):
+        data = b"HTTP/1.1" + data[8:]  # we speak 1.1 to clients whatever the instance spoke
+    return ResponseHead(data, chunked, close_delimited or dechunk)
 
 
 def decision_path(target: bytes) -> str | None:

@@ -48,6 +48,7 @@ from reelscale.edge.runtime import EdgeRuntime
 log = logging.getLogger("reelscale.edge.proxy")
 _ALLOWED = Decision(True)
 _HEALTHY = orjson.dumps({"status": "ok"})
+_MAX_METHODS = 64  # per-method caches stay bounded whatever methods clients invent
 
 
 def rate_limits_for(settings: EdgeSettings) -> tuple[RateLimit, ...]:
@@ -106,6 +107,9 @@ class Proxy:
         self._every_request = [x for x in every if x.keyed_by != "member"]
         self._member = [x for x in every if x.keyed_by == "member"]
         self._conditional = [x for x in limits if x.path is not None or x.methods is not None]
+        # The conditional limits a method can meet, worked out once per method: a GET meets
+        # none of the defaults (login is POST only), so its check builds no list at all.
+        self._conditional_by_method: dict[str, list[RateLimit]] = {}
         # Token verification and the signed identity header (None: tokens are not checked
         # here; `reelscale serve --roles edge` always checks them, see main.py).
         self.auth: ProxyAuth | None = None
@@ -212,10 +216,15 @@ class Proxy:
                 for limit in self._member
                 if (key := limit.key(member=member, address=None)) is not None
             ]
-        if self._conditional:
+        conditional = self._conditional_by_method.get(method)
+        if conditional is None:
+            conditional = [x for x in self._conditional if x.methods is None or method in x.methods]
+            if len(self._conditional_by_method) < _MAX_METHODS:
+                self._conditional_by_method[method] = conditional
+        if conditional:
             extra = [
                 (key, limit.bucket)
-                for limit in self._conditional
+                for limit in conditional
                 if limit.applies(method, path)
                 and (key := limit.key(member=member, address=address)) is not None
             ]

@@ -33,6 +33,20 @@ class _HeadResponseDone(Exception):
     """A response to HEAD has no body whatever its Content-Length says; stop parsing."""
 
 
+class _Dechunking:
+    """The parser's callbacks when body pieces are wanted (an HTTP/1.0 client's response is
+    de-chunked): the connection's own plus `on_body`. httptools only calls back for body
+    pieces when its protocol has `on_body`, so the connection itself has none: for every
+    other client a response body is never copied into Python objects piece by piece."""
+
+    __slots__ = ("on_body", "on_headers_complete", "on_message_complete")
+
+    def __init__(self, connection: UpstreamConnection) -> None:
+        self.on_headers_complete = connection.on_headers_complete
+        self.on_message_complete = connection.on_message_complete
+        self.on_body = connection.body_piece
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to one instance."""
 
@@ -41,13 +55,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.instance = instance
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.dechunk = False  # forward the parser's body pieces instead of raw bytes
+        self.parser = self._new_parser()
         self.reused = False  # served an exchange before the current one
         self.idle_since = 0.0
         self.closed = False
         self.reading_paused = False
         self.received = False  # any response byte for the current exchange
-        self.dechunk = False  # forward the parser's body pieces instead of raw bytes
         self._buffer = b""  # a response head that has not arrived whole yet
         self._head_done = False
         self._complete = False
@@ -59,7 +73,12 @@ class UpstreamConnection(asyncio.Protocol):
     def bind(self, exchange: Exchange) -> None:
         self.exchange = exchange
         self.received = False
-        self.dechunk = not exchange.http11
+        dechunk = not exchange.http11
+        if dechunk != self.dechunk:
+            # Between messages (a connection is only bound when idle or new), so a fresh
+            # parser is where the old one would be: at the start of the next response.
+            self.dechunk = dechunk
+            self.parser = self._new_parser()
         self._buffer = b""
         self._head_done = self._complete = False
         self._informational = 0
@@ -98,7 +117,7 @@ class UpstreamConnection(asyncio.Protocol):
             if not isinstance(exc.__context__, _HeadResponseDone):
                 exchange.upstream_failed(self, "garbage")
                 return False
-            self.parser = httptools.HttpResponseParser(self)
+            self.parser = self._new_parser()
             self._complete = True
         if not self._head_done:
             if len(buffer) > MAX_RESPONSE_HEAD:
@@ -156,7 +175,8 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.method == b"HEAD":
             raise _HeadResponseDone
 
-    def on_body(self, body: bytes) -> None:
+    def body_piece(self, body: bytes) -> None:
+        """`on_body` while de-chunking (see `_Dechunking`)."""
         exchange = self.exchange
         if self.dechunk and exchange is not None:
             if exchange.response_head_sent:
@@ -170,6 +190,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._keep_alive = self.parser.should_keep_alive()
 
     # ------------------------------------------------------------- use
+    def _new_parser(self) -> httptools.HttpResponseParser:
+        return httptools.HttpResponseParser(_Dechunking(self) if self.dechunk else self)
+
     def pause_reading(self, paused: bool) -> None:
         """Stop reading the response while the client cannot take more (and resume)."""
         if paused != self.reading_paused and self.transport is not None and not self.closed:
