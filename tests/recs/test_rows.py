@@ -134,6 +134,31 @@ def test_cold_start_uses_onboarding_picks_and_the_profiles_language(
     assert next(i for i in ids if i.startswith("genre:")) == "genre:Horror"
 
 
+def test_picked_titles_bring_rows_of_their_neighbours(platform_sources: StaticSources) -> None:
+    busiest_titles = sorted(
+        platform_sources.titles,
+        key=lambda t: -sum(1 for s in platform_sources.signals if s.title_id == t.id),
+    )
+    picks = (busiest_titles[0].id,)
+    newcomer = ProfileRecord(id="newcomer", picked_titles=picks)
+    model = build_model(
+        titles=platform_sources.titles,
+        signals=platform_sources.signals,
+        profiles=[*platform_sources.profiles, newcomer],
+        now=NOW,
+        version=1,
+    )
+    rows = {r.id: r for r in home(model, Viewer(profile_id="newcomer"))}
+    row = rows[f"because-you-picked:{picks[0]}"]
+    picked = model.index[picks[0]]
+    assert row.title == f"Because You Picked {model.cards[picked].name}"
+    neighbours = {model.item_ids[i] for i in model.neighbours[picked]}
+    shown = [c.id for c in row.items]
+    assert shown
+    assert picks[0] not in shown
+    assert shown[0] in neighbours  # led by what watchers of the pick watched
+
+
 def test_unknown_profile_gets_popular_and_trending_rows(platform_model: RecsModel) -> None:
     rows = home(platform_model, Viewer(profile_id="never-seen", language="fr"))
     ids = [r.id for r in rows]

@@ -233,6 +233,20 @@ class RowBuilder:
                         1,
                     )
                 )
+            # A picked title says more than its genre: what members who watched it went on
+            # to watch (its neighbours) is the first collaborative signal a new profile has.
+            for n, item in enumerate(state.picked_titles[:2]):
+                name = model.cards[item].name
+                plans.append(
+                    _Plan(
+                        86 - n,
+                        f"because-you-picked:{model.item_ids[item]}",
+                        f"Because You Picked {name}",
+                        f"members who watched {name} also watched",
+                        partial(_chain, model.neighbours[item], model.similar[item]),
+                        self.min_items,
+                    )
+                )
             label = (
                 f"Popular in {LANGUAGE_NAMES.get(language, language)}"
                 if language and local
