@@ -55,40 +55,10 @@ READY_TIMEOUT_S = 30.0
 PUT_BATCH = 1000  # events per put when filling the throughput stream
 
 
-def functions_bench(
-    backend: str = "embedded",
-    *,
-    rate: int = 5000,
-    seconds: float = 10,
-    shards: int = 4,
-    batch_window_s: float = 0.0,
-    batch_size: int = 100,
-    parallelization: int = 1,
-    warmup_s: float = 1.0,
-    throughput_events: int = 100_000,
-    throughput_batch_size: int = 1000,
-    nats_url: str | None = None,
-    directory: Path | None = None,
-    drain_timeout_s: float = 30.0,
-) -> dict[str, Any]:
-    """Put-to-handler latency at `rate`/s for `seconds`, then consume throughput."""
-    return asyncio.run(
-        functions_bench_async(
-            backend,
-            rate=rate,
-            seconds=seconds,
-            shards=shards,
-            batch_window_s=batch_window_s,
-            batch_size=batch_size,
-            parallelization=parallelization,
-            warmup_s=warmup_s,
-            throughput_events=throughput_events,
-            throughput_batch_size=throughput_batch_size,
-            nats_url=nats_url,
-            directory=directory,
-            drain_timeout_s=drain_timeout_s,
-        )
-    )
+def functions_bench(backend: str = "embedded", **options: Any) -> dict[str, Any]:
+    """Put-to-handler latency at `rate`/s for `seconds`, then consume throughput (the
+    options are `functions_bench_async`'s)."""
+    return asyncio.run(functions_bench_async(backend, **options))
 
 
 async def functions_bench_async(
