@@ -262,3 +262,27 @@ async def test_deleting_a_profile_deletes_its_picks(harness: Harness) -> None:
     async with db.session() as db_session:
         for table in (PickedGenre, PickedTitle):
             assert await db_session.scalar(select(func.count()).select_from(table)) == 0
+
+
+async def test_a_language_change_is_announced_with_the_picks(harness: Harness) -> None:
+    # Recommendations show a new profile popular titles in its language: a changed language
+    # must reach them now, not at the next build.
+    c = harness.client
+    token = await member_token(c)
+    profile_id, _ = await profile_token(c, token, "Lea", language="en")
+    body = {"genres": ["drama"], "titles": [T1]}
+    assert (await c.put(picks_url(profile_id), json=body, headers=bearer(token))).is_success
+    url = f"/v1/profiles/{profile_id}"
+    changed = await c.patch(url, json={"language": "fr"}, headers=bearer(token))
+    assert changed.status_code == 200, changed.text
+    announced = [e for e in harness.events if e.type == "profile.picks_updated"]
+    assert len(announced) == 2
+    assert announced[-1].data == {
+        "profile_id": profile_id,
+        "language": "fr",
+        "genres": ["drama"],
+        "titles": [T1],
+    }
+    # Renaming the profile, or "changing" to the same language, announces nothing.
+    await c.patch(url, json={"name": "Léa", "language": "fr"}, headers=bearer(token))
+    assert harness.event_types().count("profile.picks_updated") == 2

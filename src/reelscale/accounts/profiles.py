@@ -178,13 +178,26 @@ async def change_profile(
         await _confirm_password(db=db, ctx=ctx, member_id=member_id, password=data.password)
         pin_hash = await ctx.hasher.hash(data.pin) if data.pin else None
     async with db.transaction() as db_session:
-        return await update_profile(
+        before = await get_profile(
+            db_session=db_session, member_id=member_id, profile_id=profile_id
+        )
+        old_language = before.language
+        profile = await update_profile(
             db_session=db_session,
             member_id=member_id,
             profile_id=profile_id,
             data=data,
             pin_hash=pin_hash,
         )
+        relanguaged = profile.language != old_language
+        genres, titles = await _picks_of(db_session, profile_id) if relanguaged else ([], [])
+    if relanguaged:
+        # A new profile's rows are popular titles in its language until it has watched
+        # something: recommendations re-read its onboarding state, language included.
+        await _announce_picks(
+            ctx, profile_id, language=profile.language, genres=genres, titles=titles
+        )
+    return profile
 
 
 async def select_profile(
@@ -296,6 +309,21 @@ async def set_picks(
         )
     # After the commit: recommendations fold the event in at once (the next home page
     # shows it), and a model build that starts later reads the same picks from the table.
+    await _announce_picks(
+        ctx, profile_id, language=language, genres=data.genres, titles=data.titles
+    )
+    return PicksOut(profile_id=profile_id, genres=data.genres, titles=data.titles)
+
+
+async def _announce_picks(
+    ctx: AccountsContext,
+    profile_id: uuid.UUID,
+    *,
+    language: str,
+    genres: list[str],
+    titles: list[uuid.UUID],
+) -> None:
+    """`profile.picks_updated`: a profile's onboarding state (its picks and language)."""
     await ctx.events.emit(
         source=SOURCE,
         type=PICKS_UPDATED,
@@ -304,11 +332,10 @@ async def set_picks(
         data={
             "profile_id": str(profile_id),
             "language": language,
-            "genres": data.genres,
-            "titles": [str(t) for t in data.titles],
+            "genres": genres,
+            "titles": [str(t) for t in titles],
         },
     )
-    return PicksOut(profile_id=profile_id, genres=data.genres, titles=data.titles)
 
 
 async def _picks_of(
