@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -205,7 +206,10 @@ def main() -> None:
     parser.add_argument("--shedding", choices=("on", "off"), required=True)
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--unit-ms", type=float, required=True)
+    parser.add_argument("--cpu", type=int, help="pin the origin to this CPU")
     args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
 
     import uvicorn
 

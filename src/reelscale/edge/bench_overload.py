@@ -123,9 +123,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Cores:
+    """Which CPUs the origin and the load generator run on (None: not pinned)."""
+
+    origin: int | None
+    generator: frozenset[int] | None
+
+    @classmethod
+    def split(cls) -> Cores:
+        # The generator must not take the origin's CPU: on a shared core the time it spends
+        # reading answers would delay the origin's, and be charged to the edge. With one
+        # CPU there is nothing to split.
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return cls(None, None)
+        return cls(cpus[0], frozenset(cpus[1:]))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "load_generator": sorted(self.generator) if self.generator else None,
+        }
+
+
 @contextlib.contextmanager
-def origin(plan: Plan, *, shedding: bool) -> Iterator[int]:
-    """A fresh origin process; yields its port once it answers."""
+def generator_pinned(cores: Cores) -> Iterator[None]:
+    """Run this process (the load generator) on its CPUs, then as before."""
+    if cores.generator is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores.generator)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextlib.contextmanager
+def origin(plan: Plan, *, shedding: bool, cpu: int | None = None) -> Iterator[int]:
+    """A fresh origin process (on `cpu` if given); yields its port once it answers."""
     port = free_port()
     command = [
         sys.executable,
@@ -139,6 +177,7 @@ def origin(plan: Plan, *, shedding: bool) -> Iterator[int]:
         str(plan.workers),
         "--unit-ms",
         str(plan.unit_ms),
+        *(["--cpu", str(cpu)] if cpu is not None else []),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
@@ -246,6 +285,7 @@ async def _offered(
     port: int,
     plan: Plan,
     *,
+    spin_s: float,
     rate_per_s: float,
     seconds: float,
     seed: int,
@@ -268,6 +308,7 @@ async def _offered(
         timeout_s=plan.timeout_s,
         max_connections=plan.max_connections,
         seed=seed,
+        spin_s=spin_s,
     )
     await resetting
     stats = await _control(port, "/_bench/stats")
@@ -295,9 +336,19 @@ def _within(value: float | None, bound: float, *, at_least: bool) -> dict[str, A
 
 def run(plan: Plan, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole benchmark; returns the report (the CLI prints it as the last line)."""
+    cores = Cores.split()
+    with generator_pinned(cores):
+        report = _run(plan, cores, log=log)
+    report["cpus"] = cores.describe()
+    return report
+
+
+def _run(plan: Plan, cores: Cores, *, log: Callable[[str], None]) -> dict[str, Any]:
     unit_cost = mean_cost()
+    # A generator with a core of its own polls for the last 2 ms before each send.
+    spin_s = 0.002 if cores.generator is not None else 0.0
     nominal_units = plan.workers / (plan.unit_ms / 1000)
-    with origin(plan, shedding=False) as port:
+    with origin(plan, shedding=False, cpu=cores.origin) as port:
         done, seconds = asyncio.run(
             closed_loop(
                 host=HOST,
@@ -317,11 +368,12 @@ def run(plan: Plan, *, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     # Unloaded: CRITICAL requests alone at a quarter of C, so about a tenth of the workers
     # are busy (no request waits) and there are enough samples for a p99.
-    with origin(plan, shedding=True) as port:
+    with origin(plan, shedding=True, cpu=cores.origin) as port:
         outcomes, _ = asyncio.run(
             _offered(
                 port,
                 plan,
+                spin_s=spin_s,
                 rate_per_s=capacity_rps / 4,
                 seconds=plan.unloaded_s,
                 seed=1,
@@ -337,11 +389,12 @@ def run(plan: Plan, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         mode = "shedding_on" if shedding else "shedding_off"
         report[mode] = {}
         for multiplier in MULTIPLIERS:
-            with origin(plan, shedding=shedding) as port:
+            with origin(plan, shedding=shedding, cpu=cores.origin) as port:
                 outcomes, stats = asyncio.run(
                     _offered(
                         port,
                         plan,
+                        spin_s=spin_s,
                         rate_per_s=capacity_rps * multiplier,
                         seconds=plan.measure_s,
                         seed=multiplier,

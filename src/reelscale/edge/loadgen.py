@@ -73,26 +73,10 @@ class ResponseError(Exception):
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """Status and whether the connection may be reused; the body is read and dropped."""
     head = await reader.readuntil(b"\r\n\r\n")
-    status_line, _, rest = head.partition(b"\r\n")
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ResponseError(f"bad status line {status_line!r}")
-    length = None
-    keep_alive = True
-    for line in rest.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value.strip())
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep_alive = False
-        elif name == b"transfer-encoding":
-            raise ResponseError("chunked responses are not expected from the origin")
-    if length is None:
-        raise ResponseError("a response without content-length")
+    status, keep_alive, length = parse_head(head[:-4])
     if length:
         await reader.readexactly(length)
-    return int(parts[1]), keep_alive
+    return status, keep_alive
 
 
 @dataclass
@@ -178,6 +162,203 @@ def poisson_schedule(
     return arrivals
 
 
+class _Client(asyncio.Protocol):
+    """One keep-alive connection carrying one request at a time.
+
+    The response is parsed in `data_received` and reported from there, timed at that moment:
+    the earliest point user space sees it. (Reading through a StreamReader would wake a task
+    on a later turn of the loop, and a busy generator would charge its own delay to the
+    server.)"""
+
+    def __init__(self, run: _OpenLoop) -> None:
+        self.run = run
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.pending: _Pending | None = None
+        self.counted = True  # in the generator's count of open connections
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        at = self.run.loop.time()
+        self.buffer += data
+        if self.pending is None:
+            self.run.discard(self)  # bytes nobody asked for: the connection is spoilt
+            return
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        try:
+            status, keep_alive, length = parse_head(bytes(self.buffer[:head_end]))
+        except ResponseError:
+            self.run.complete(self, BROKEN, keep_alive=False, at=at)
+            return
+        if len(self.buffer) < head_end + 4 + length:
+            return
+        del self.buffer[: head_end + 4 + length]
+        self.run.complete(self, status, keep_alive=keep_alive and not self.buffer, at=at)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.run.lost(self)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: int
+    scheduled: float
+    sent: float
+    deadline: float
+    measured: bool
+
+
+def parse_head(head: bytes) -> tuple[int, bool, int]:
+    """Status, whether the connection may be reused, and the body's length."""
+    status_line, _, rest = head.partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ResponseError(f"bad status line {status_line!r}")
+    length = None
+    keep_alive = True
+    for line in rest.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value.strip())
+        elif name == b"connection" and value.strip().lower() == b"close":
+            keep_alive = False
+        elif name == b"transfer-encoding":
+            raise ResponseError("chunked responses are not expected from the origin")
+    if length is None:
+        raise ResponseError("a response without content-length")
+    return int(parts[1]), keep_alive, length
+
+
+class _OpenLoop:
+    """The state of one open-loop run: the connections and the outcomes so far."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        wires: Sequence[bytes],
+        timeout_s: float,
+        max_connections: int,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.host, self.port = host, port
+        self.wires = wires
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
+        self.idle: set[_Client] = set()
+        self.busy: set[_Client] = set()
+        self.open = 0
+        self.connecting: set[asyncio.Task[None]] = set()
+        self.outcomes: list[Outcome] = []
+
+    async def connect(self) -> _Client:
+        self.open += 1
+        try:
+            _, client = await self.loop.create_connection(
+                lambda: _Client(self), self.host, self.port
+            )
+        except BaseException:
+            self.open -= 1
+            raise
+        return client
+
+    async def warm(self, count: int) -> None:
+        self.idle.update(await asyncio.gather(*(self.connect() for _ in range(count))))
+
+    def fire(self, kind: int, scheduled: float, *, measured: bool) -> None:
+        """Send one request now: on an idle connection, or on a new one if allowed."""
+        now = self.loop.time()
+        pending = _Pending(kind, scheduled, now, scheduled + self.timeout_s, measured)
+        if self.idle:
+            self.send(self.idle.pop(), pending)
+        elif self.open >= self.max_connections:
+            self.record(pending, NO_CONNECTION, now)
+        else:
+            task = self.loop.create_task(self.connect_and_send(pending))
+            self.connecting.add(task)
+            task.add_done_callback(self.connecting.discard)
+
+    async def connect_and_send(self, pending: _Pending) -> None:
+        try:
+            async with asyncio.timeout_at(pending.deadline):
+                client = await self.connect()
+        except TimeoutError:
+            self.record(pending, TIMED_OUT, self.loop.time())
+            return
+        except OSError:
+            self.record(pending, BROKEN, self.loop.time())
+            return
+        pending.sent = self.loop.time()
+        self.send(client, pending)
+
+    def send(self, client: _Client, pending: _Pending) -> None:
+        assert client.transport is not None
+        client.pending = pending
+        self.busy.add(client)
+        client.transport.write(self.wires[pending.kind])
+
+    def complete(self, client: _Client, status: int, *, keep_alive: bool, at: float) -> None:
+        pending = client.pending
+        client.pending = None
+        self.busy.discard(client)
+        if pending is not None:
+            self.record(pending, status, at)
+        if keep_alive and client.transport is not None and not client.transport.is_closing():
+            self.idle.add(client)
+        else:
+            self.discard(client)
+
+    def lost(self, client: _Client) -> None:
+        if client.pending is not None:
+            self.complete(client, BROKEN, keep_alive=False, at=self.loop.time())
+        self.discard(client)
+
+    def discard(self, client: _Client) -> None:
+        """Close a connection (if it is not closed yet) and forget it, once."""
+        client.pending = None
+        self.busy.discard(client)
+        self.idle.discard(client)
+        if client.counted:
+            client.counted = False
+            self.open -= 1
+        client.close()
+
+    def record(self, pending: _Pending, status: int, at: float) -> None:
+        if pending.measured:
+            self.outcomes.append(
+                Outcome(
+                    pending.kind,
+                    status,
+                    at - pending.scheduled,
+                    pending.sent - pending.scheduled,
+                )
+            )
+
+    def expire(self) -> None:
+        """Fail every request past its deadline; its connection is spoilt (a late answer)."""
+        now = self.loop.time()
+        for client in [c for c in self.busy if c.pending and c.pending.deadline <= now]:
+            assert client.pending is not None
+            self.record(client.pending, TIMED_OUT, now)
+            self.discard(client)
+
+    def close_all(self) -> None:
+        for client in [*self.idle, *self.busy]:
+            self.discard(client)
+        self.idle.clear()
+
+
 async def open_loop(
     *,
     host: str,
@@ -190,43 +371,57 @@ async def open_loop(
     max_connections: int = 2000,
     warm_connections: int = 64,
     seed: int = 0,
+    spin_s: float = 0.0,
 ) -> list[Outcome]:
-    """Offer `rate_per_s` for `duration_s`; outcomes of arrivals after `measure_from_s`."""
+    """Offer `rate_per_s` for `duration_s`; outcomes of arrivals after `measure_from_s`.
+
+    With `spin_s`, the generator polls instead of sleeping for the last `spin_s` before each
+    send (the loop keeps running, with zero timeouts, so answers are read as they come):
+    epoll's timeouts are whole milliseconds, so a sleeping generator sends up to a
+    millisecond late and reads late too. Spinning burns the generator's CPU, so it is for
+    a generator with a core of its own.
+
+    Requests are written synchronously as they fall due (no task per request) and answers
+    are timed where they are parsed, so the generator adds as little as it can to what it
+    measures; `Outcome.send_lag_s` says how late it was in sending."""
     schedule = poisson_schedule(
         rate_per_s=rate_per_s,
         duration_s=duration_s,
         weights=[kind.weight for kind in kinds],
         seed=seed,
     )
-    wires = [kind.wire(f"{host}:{port}") for kind in kinds]
-    pool = Pool(host, port, max_connections)
-    await pool.warm(min(warm_connections, max_connections))
-    outcomes: list[Outcome] = []
-    running: set[asyncio.Task[None]] = set()
-    loop = asyncio.get_running_loop()
+    run = _OpenLoop(
+        host=host,
+        port=port,
+        wires=[kind.wire(f"{host}:{port}") for kind in kinds],
+        timeout_s=timeout_s,
+        max_connections=max_connections,
+    )
+    await run.warm(min(warm_connections, max_connections))
+    loop = run.loop
     start = loop.time() + 0.05
-
-    async def fire(offset: float, kind: int) -> None:
-        scheduled = start + offset
-        lag = loop.time() - scheduled
-        status = await send_one(pool, wires[kind], scheduled + timeout_s)
-        if offset >= measure_from_s:
-            outcomes.append(Outcome(kind, status, loop.time() - scheduled, lag))
-
+    next_sweep = start
     index = 0
     while index < len(schedule):
         now = loop.time()
         while index < len(schedule) and start + schedule[index][0] <= now:
-            task = loop.create_task(fire(*schedule[index]))
-            running.add(task)
-            task.add_done_callback(running.discard)
+            offset, kind = schedule[index]
+            run.fire(kind, start + offset, measured=offset >= measure_from_s)
             index += 1
+        if now >= next_sweep:
+            run.expire()
+            next_sweep = now + 0.01
         if index < len(schedule):
-            await asyncio.sleep(max(0.0, start + schedule[index][0] - loop.time()))
-    if running:
-        await asyncio.wait(running, timeout=timeout_s + 1)
-    pool.close_all()
-    return outcomes
+            wait = min(start + schedule[index][0], next_sweep) - now
+            await asyncio.sleep(wait - spin_s if wait > spin_s else 0.0)
+    deadline = loop.time() + timeout_s + 1
+    while (run.busy or run.connecting) and loop.time() < deadline:
+        run.expire()
+        await asyncio.sleep(0.01)
+    for task in run.connecting:
+        task.cancel()
+    run.close_all()
+    return run.outcomes
 
 
 async def closed_loop(
