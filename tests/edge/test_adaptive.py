@@ -8,6 +8,7 @@ load is saturating: every permit the limit allows is used, the harshest case for
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable
 
@@ -132,3 +133,32 @@ def test_probe_lowers_the_limit_for_one_window() -> None:
     dips = sum(1 for a, b in itertools.pairwise(trace) if b <= a * 0.6)
     assert limit.probes >= 1
     assert dips >= 1
+
+
+def test_with_reach_the_limit_grows_only_where_demand_reached_it() -> None:
+    # Demand of 30 under a limit of 40 leaves it unused: latency measured at 30 says nothing
+    # about 41, and growing on it is what let the limit drift above an origin's capacity.
+    clock = FakeClock()
+    limit = AdaptiveLimit(settings=AdaptiveSettings(initial_limit=40, probe_interval_s=1000))
+    limit.set_reach({0: 1.0})
+    simulate(limit, clock, seconds=5, rtt_of=lambda _n: 0.010, demand=30)
+    assert limit.limit == 40
+    # Without reach, half the limit used is enough to grow (the stand-alone law).
+    clock, free = FakeClock(), AdaptiveLimit(settings=SETTINGS)
+    simulate(free, clock, seconds=5, rtt_of=lambda _n: 0.010, demand=30)
+    assert free.limit > 40
+
+
+def test_a_kind_that_can_only_reach_part_of_the_limit_still_grows_it() -> None:
+    # A class that may borrow up to 80% of the limit, alone, fills exactly that: its windows
+    # count as using the limit, so a limit serving only it still follows capacity.
+    clock = FakeClock()
+    limit = AdaptiveLimit(settings=AdaptiveSettings(initial_limit=20, probe_interval_s=1000))
+    limit.set_reach({3: 0.8})
+    end = clock.monotonic() + 5
+    while clock.monotonic() < end:
+        in_flight = math.floor(limit.limit * 0.8)
+        clock.advance(0.010)
+        for _ in range(in_flight):
+            limit.observe(rtt_s=0.010, in_flight=in_flight, now=clock.monotonic(), kind=3)
+    assert limit.limit > 60

@@ -145,6 +145,28 @@ async def test_critical_may_wait_briefly_for_a_freed_slot() -> None:
     assert isinstance(await lim.acquire(K), Rejected)
 
 
+async def test_after_critical_waits_lower_classes_keep_guarantees_but_stop_borrowing() -> None:
+    # What the overload benchmark hit at 10x: BEST_EFFORT had borrowed slots it holds eight
+    # times as long as a play, and a burst of plays queued behind them until their waits
+    # ran out. Once CRITICAL has had to wait, nobody borrows for `critical_pressure_s`.
+    clock = FakeClock()
+    lim = PriorityLimiter(
+        clock=clock, adaptive=fixed(20), critical_wait_s=1.0, critical_pressure_s=0.15
+    )
+    critical = take(lim, C, 17)  # over its guarantee of 10, borrowing up to the limit
+    take(lim, B, 3)  # BEST_EFFORT's guarantee: the limit is full
+    waiting = asyncio.create_task(lim.acquire(C))
+    await asyncio.sleep(0)
+    critical[0].release()
+    assert isinstance(await waiting, Permit)
+    for permit in critical[1:9]:
+        permit.release()  # 12 in flight: under BEST_EFFORT's ceiling of 18
+    assert isinstance(lim.try_acquire(B), Rejected)  # ... but no borrowing now
+    assert isinstance(lim.try_acquire(D), Permit)  # guarantees still hold
+    clock.advance(0.16)
+    assert isinstance(lim.try_acquire(B), Permit)  # the pressure is over
+
+
 def test_metrics_expose_limit_in_flight_and_shed_counts() -> None:
     registry = CollectorRegistry()
     lim = PriorityLimiter(clock=FakeClock(), adaptive=fixed(10), registry=registry)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -91,6 +92,7 @@ class AdaptiveLimit:
         self._kinds: list[int] = []
         self._drops = 0
         self._max_in_flight = 0
+        self.reach: dict[int, float] = {}  # see `set_reach`
         self._window_start: float | None = None
         self._changed_at = -math.inf
         self._congested_until = -math.inf
@@ -133,6 +135,18 @@ class AdaptiveLimit:
             self._max_in_flight = in_flight
         self._maybe_close(now)
 
+    def set_reach(self, reach: Mapping[int, float]) -> None:
+        """How much of the limit each kind's requests can fill (a partitioned limiter lets
+        lower classes borrow only up to a ceiling).
+
+        With it, a window counts as using the limit only if its in-flight peak reached the
+        highest reach among the kinds it served: the limit grows only where it held demand
+        back. Without it, `utilised_fraction` (half) is enough, which let a limit that
+        demand seldom reached climb window after window on latencies measured far below
+        it, until the first burst found the service queueing (the overload benchmark at
+        1x capacity saw the limit at 1.5 times the origin's workers)."""
+        self.reach = dict(reach)
+
     def observe_drop(self, *, now: float) -> None:
         """Record a request that timed out or was refused for overload downstream."""
         if self._window_start is None:
@@ -154,6 +168,10 @@ class AdaptiveLimit:
         samples, kinds = self._samples, self._kinds
         drops, used = self._drops, self._max_in_flight
         limit_in_window = self.limit
+        if self.reach and kinds:
+            utilised = max(self.reach.get(kind, 1.0) for kind in set(kinds))
+        else:
+            utilised = s.utilised_fraction
         self._samples, self._kinds, self._drops, self._max_in_flight = [], [], 0, 0
         self._window_start = now
         self.windows += 1
@@ -200,11 +218,10 @@ class AdaptiveLimit:
         if now >= self._next_probe:
             self.probing = True
             self.probes += 1
-        self._adjust(ratio, drops, used, limit_in_window, now)
+        # Whole requests: a class with a fractional ceiling fills it to either side of it.
+        self._adjust(ratio, drops, used, math.floor(utilised * limit_in_window), now)
 
-    def _adjust(
-        self, ratio: float, drops: int, used: int, limit_in_window: int, now: float
-    ) -> None:
+    def _adjust(self, ratio: float, drops: int, used: int, needed: int, now: float) -> None:
         s = self.settings
         if drops or ratio > s.shrink_above:
             if drops:
@@ -214,7 +231,7 @@ class AdaptiveLimit:
                 new = self.estimated * max(s.max_shrink_step, s.grow_below / ratio)
             self._congested_until = now + s.congestion_memory_s
             self._congested_at = self.estimated
-        elif ratio <= s.grow_below and used >= s.utilised_fraction * limit_in_window:
+        elif ratio <= s.grow_below and used >= needed:
             # Additive growth of sqrt(limit): fast from small limits, gentle at large ones.
             # For a while after congestion, as in TCP's congestion avoidance, the limit
             # climbs back quickly to just under where congestion was seen, then one at a
