@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from reelscale.core.clock import Clock
-from reelscale.core.identity import TokenVerifier
+from reelscale.core.identity import TokenVerifier, parse_revocation
 from reelscale.core.lifecycle import Service
 from reelscale.events.catchup import catch_up
 from reelscale.events.records import Record, StartAt
@@ -69,16 +69,11 @@ def revocation_applier(verifier: TokenVerifier):  # type: ignore[no-untyped-def]
         for record in batch:
             if record.event.type != REVOKED:
                 continue
-            data = record.event.data
-            session_id, until = data.get("session_id"), data.get("until")
-            if not isinstance(session_id, str) or not isinstance(until, str):
-                continue
-            try:
-                when = datetime.fromisoformat(until)
-            except ValueError:
+            revoked = parse_revocation(record.event.data)
+            if revoked is None:
                 log.warning("skipping a malformed revocation", extra={"event_id": record.event.id})
                 continue
-            verifier.revoke_session(session_id, when)
+            verifier.revoke_session(*revoked)
 
     return apply
 

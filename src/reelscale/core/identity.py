@@ -84,6 +84,33 @@ class Principal:
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
+MAX_SESSION_ID_CHARS = 128
+
+
+def parse_revocation(data: object) -> tuple[str, datetime] | None:
+    """(session id, refused until) from an `auth.session.revoked` event's data, or None if
+    it is not usable.
+
+    Every follower of revocations (each platform process, the standalone edge proxy) reads
+    them through this one parser. It is strict: a revocation is a record on a stream, and a
+    malformed one must be skipped, not stop the follower. A naive `until` is refused here,
+    because comparing it with the clock's aware time would raise on every later check."""
+    if not isinstance(data, dict):
+        return None
+    session_id, until = data.get("session_id"), data.get("until")
+    if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_SESSION_ID_CHARS:
+        return None
+    if not isinstance(until, str) or len(until) > 64:
+        return None
+    try:
+        when = datetime.fromisoformat(until)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return session_id, when
+
+
 class TokenVerifier:
     """Verifies signature, expiry, issuer, audience and key id of access tokens."""
 

@@ -29,12 +29,13 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reelscale.core.clock import Clock
+from reelscale.core.identity import parse_revocation
 from reelscale.core.lifecycle import Service
 from reelscale.edge.proxy.auth import ProxyAuth
 
@@ -49,7 +50,6 @@ AUTH_STREAM = "auth"
 SHARED_STREAM_SCHEMES = frozenset({"nats", "tls"})
 _GROUP_PREFIX = "edge-revocations-"
 _MAX_GROUP_CHARS = 48  # the event store's limit on group names
-_MAX_SESSION_ID_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class RevocationFollower(Service):
             event = record.event
             if event.type != REVOKED:
                 continue
-            revoked = _revocation(event.data)
+            revoked = parse_revocation(event.data)
             if revoked is None:
                 self.skipped += 1
                 log.warning("skipping a malformed revocation", extra={"event_id": event.id})
@@ -164,21 +164,3 @@ class RevocationFollower(Service):
     async def on_stop(self) -> None:
         if self.store.started:
             await self.store.stop()
-
-
-def _revocation(data: object) -> tuple[str, datetime] | None:
-    """(session id, refused until) from an event's data, or None if it is not usable."""
-    if not isinstance(data, dict):
-        return None
-    session_id, until = data.get("session_id"), data.get("until")
-    if not isinstance(session_id, str) or not 0 < len(session_id) <= _MAX_SESSION_ID_CHARS:
-        return None
-    if not isinstance(until, str) or len(until) > 64:
-        return None
-    try:
-        when = datetime.fromisoformat(until)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None  # compared with aware times: a naive one would raise later
-    return session_id, when
