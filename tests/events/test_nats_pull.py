@@ -235,3 +235,20 @@ async def test_puts_waiting_for_an_expired_shard_map_share_one_reload(
         *(store.shard_map(missing) for _ in range(10)), return_exceptions=True
     )
     assert all(isinstance(r, NotFound) for r in results)
+
+
+async def test_consumers_are_dropped_by_the_server_when_nobody_pulls(nats: Backend) -> None:
+    # Progress lives in the KV checkpoint and every subscribe recreates the consumer from
+    # it, so the server may drop consumers left behind (a per-process group whose process
+    # has gone): they carry an inactivity threshold.
+    from reelscale.events.nats import NatsEventStore
+    from reelscale.events.nats.reader import CONSUMER_INACTIVE_S
+
+    store = nats.store
+    assert isinstance(store, NatsEventStore)
+    stream = nats.stream_name()
+    await store.create_stream(stream)
+    reader = await reader_for(nats, stream, 0, group="g")
+    info = await store.js.consumer_info(stream, "g_0")
+    assert info.config.inactive_threshold == pytest.approx(CONSUMER_INACTIVE_S)
+    await reader.close()

@@ -38,6 +38,7 @@ log = logging.getLogger("reelscale.events.nats")
 
 KEY_HEADER = "Reelscale-Key"
 MAX_ACK_PENDING = 20_000  # JetStream stops delivering to a consumer past this many unacked
+CONSUMER_INACTIVE_S = 3600.0  # a consumer nobody pulled from for an hour is dropped
 _POLL_WAIT_S = 0.005  # a read with no wait still gives a backlog this long to arrive
 _START_TIME_SLACK = timedelta(milliseconds=1)
 
@@ -154,6 +155,11 @@ class NatsShardReader(ShardReader):
             ack_wait=self.ack_wait_s,
             max_deliver=-1,
             max_ack_pending=MAX_ACK_PENDING,
+            # The group's progress is its checkpoint in KV, and every subscribe recreates
+            # the consumer from it, so the server may drop one nobody has pulled from for
+            # a while: groups named per process (REUSE_PORT edges add their pid) then do
+            # not pile up on the server across restarts.
+            inactive_threshold=CONSUMER_INACTIVE_S,
         )
         if resume.position is StartPosition.AT_SEQUENCE:
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
