@@ -129,6 +129,13 @@ def test_every_open_route_says_why() -> None:
         ("GET", "/title/abc", True),
         ("GET", "/title/abc/more", False),
         ("GET", "/nowhere", False),
+        # Methods are matched in any case (the proxy asks with the method as sent).
+        ("get", "/media/s/sid/123/sig/asset/seg_1.m4s", True),
+        ("post", "/v1/auth/login", True),
+        ("Get", "/healthz", True),
+        ("get", "/v1/catalog/titles", False),
+        ("put", "/healthz", False),
+        ("", "/healthz", False),
     ],
 )
 def test_allow_list_matching(method: str, path: str, is_open: bool) -> None:

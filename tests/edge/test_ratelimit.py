@@ -26,6 +26,7 @@ from reelscale.edge.limiter import PriorityLimiter
 from reelscale.edge.middleware import EdgeMiddleware
 from reelscale.edge.priority import Classifier
 from reelscale.edge.ratelimit import (
+    Decision,
     MemoryBucketStore,
     RateLimit,
     RateLimiter,
@@ -87,6 +88,41 @@ async def test_buckets_are_taken_all_or_nothing() -> None:
     assert third.limit == "member"
     # An anonymous request has no member bucket, only the address's.
     assert (await limiter.check(method="GET", path="/x", member=None, address="a")).allowed
+
+
+def test_one_bucket_takes_and_refuses_exactly_as_in_company() -> None:
+    """A lone bucket has its own short path; it must answer as the general one does."""
+    alone_clock, paired_clock = FakeClock(), FakeClock()
+    alone = MemoryBucketStore(clock=alone_clock)
+    paired = MemoryBucketStore(clock=paired_clock)
+    bucket = TokenBucket(rate_per_s=2, burst=3)
+    roomy = TokenBucket(rate_per_s=1000, burst=1000)  # never the one that refuses
+    answers: list[tuple[Decision, Decision]] = []
+    for step in [0, 0, 0, 0, 0.2, 0.3, 0, 5, 0, 0, 0, 0, 0.1]:
+        alone_clock.advance(step)
+        paired_clock.advance(step)
+        answers.append(
+            (
+                alone.take_now([("k", bucket)], cost=1.0),
+                paired.take_now([("k", bucket), ("other", roomy)], cost=1.0),
+            )
+        )
+    assert all(one == both for one, both in answers)
+    assert [one.allowed for one, _ in answers] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_memory_store_forgets_least_recent_keys_beyond_its_bound() -> None:

@@ -18,10 +18,15 @@ CRITICAL: the edge's CPU-based shedding, meant for overload, leaves it alone, wh
 would shed lower classes on a core kept at 100% by the benchmark itself. Signed media
 paths are on the edge's open-route allow-list (they carry their own HMAC), so no token is
 sent or verified: the bench measures the proxying path, as before token checks existed.
+
+`python -m reelscale.edge.bench_proxy` measures the proxy's own Python time for the same
+request in process (`in_process`): the real request path, with transports that only
+collect what is written, so no socket, kernel or load tool is in the figure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -357,3 +362,107 @@ def run(
         "proxy_core": sorted(proxy_cores) if proxy_cores else None,
         "load_cores": sorted(load_cores) if load_cores else None,
     }
+
+
+# --------------------------------------------------------------------------- in process
+# The origin's answer as nginx sends it. Its head is the same every time, as nginx's is but
+# for the Date line once a second, so the proxy's table of rewritten heads answers it.
+_BENCH_BODY = b"x" * 128
+BENCH_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 13:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 128\r\nConnection: keep-alive\r\n\r\n"
+) + _BENCH_BODY
+
+
+class _CollectingTransport:
+    """Just enough of a transport for the proxy: writes are kept, then dropped in bulk."""
+
+    def __init__(self, peer: tuple[str, int]) -> None:
+        self.peer = peer
+        self.written: list[bytes] = []
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peer if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def in_process(*, requests: int = 20_000, repeats: int = 5, headers: int = 0) -> dict[str, Any]:
+    """The proxy's Python time per bench request, best of `repeats` runs of `requests`.
+
+    One client connection and one pooled upstream connection, both on collecting
+    transports; each request is the bench's GET (plus `headers` extra header lines) fed
+    to the client side and the origin's 128-byte answer fed to the upstream side. Every
+    part runs as in `reelscale serve --roles edge`: token checks (an open route), the
+    classifier, the limiter, rate limits, routing, balancing, both head rewrites, metrics."""
+    from prometheus_client import CollectorRegistry
+
+    from reelscale.edge.proxy.auth import EdgeTrust
+    from reelscale.edge.proxy.config import EdgeSettings
+    from reelscale.edge.proxy.downstream import ClientConnection
+    from reelscale.edge.proxy.main import loop_factory
+    from reelscale.edge.proxy.server import ProxyServer
+    from reelscale.edge.proxy.upstream import UpstreamConnection
+
+    async def measure() -> dict[str, Any]:
+        settings = EdgeSettings(
+            upstreams="default=http://127.0.0.1:9",
+            address_rate_per_s=1e9,
+            address_burst=1e9,
+            limit_min=64,
+            limit_initial=64,
+        )
+        trust = EdgeTrust(secret=lambda: b"bench" * 8, issuer="bench", audience="bench")
+        proxy = ProxyServer(settings, registry=CollectorRegistry(), trust=trust).proxy
+        client = ClientConnection(proxy)
+        downstream = _CollectingTransport(("127.0.0.1", 40000))
+        client.connection_made(downstream)  # type: ignore[arg-type]
+        upstream = UpstreamConnection(proxy.connections, proxy.pools["default"].instances[0])
+        origin = _CollectingTransport(("127.0.0.1", 9))
+        upstream.connection_made(origin)  # type: ignore[arg-type]
+        proxy.connections.put_idle(upstream)
+        extra = b"".join(b"X-Extra-%d: value %d\r\n" % (i, i) for i in range(headers))
+        request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (BENCH_PATH.encode(), extra)
+        feed_request, feed_response = client.data_received, upstream.data_received
+        for _ in range(1000):  # warm the caches and the adaptive limit
+            feed_request(request)
+            feed_response(BENCH_RESPONSE)
+        if not downstream.written[-1].startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"the proxy did not answer 200: {downstream.written[-1][:80]!r}")
+        best = float("inf")
+        for _ in range(repeats):
+            downstream.written.clear()
+            origin.written.clear()
+            started = time.perf_counter()
+            for _ in range(requests):
+                feed_request(request)
+                feed_response(BENCH_RESPONSE)
+            best = min(best, (time.perf_counter() - started) / requests)
+            if len(downstream.written) != requests:
+                raise RuntimeError("a request was not answered")
+        return {"python_us_per_request": round(best * 1e6, 2), "extra_headers": headers}
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # uvloop, as the edge runs
+        return runner.run(measure())
+
+
+if __name__ == "__main__":
+    import orjson
+
+    print(orjson.dumps(in_process(headers=int(sys.argv[1]) if len(sys.argv) > 1 else 0)).decode())

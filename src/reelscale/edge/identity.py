@@ -139,12 +139,16 @@ class EdgeAuthenticator:
         }
 
     def is_open(self, method: str, path: str) -> bool:
-        """Whether the allow-list lets this request through without a token."""
-        method = method.upper()
+        """Whether the allow-list lets this request through without a token (the method in
+        any case: the proxy asks with the method as sent, nearly always upper-case)."""
         if (method, path) in self._exact:
             return True
         pattern = self._glob_by_method.get(method)
-        return pattern is not None and pattern.match(path) is not None
+        if pattern is None:
+            upper = method.upper()
+            # Only an unknown or lower-case method gets here: upper-case it once and retry.
+            return upper != method and self.is_open(upper, path)
+        return pattern.match(path) is not None
 
     async def authenticate(
         self, method: str, path: str, headers: Mapping[str, str]

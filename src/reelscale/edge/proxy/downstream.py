@@ -114,7 +114,8 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return  # closing, or lingering: what still arrives is discarded
         if self.deadline_kind == IDLE:  # the first byte of the next request
-            self._expect(HEADER, self.proxy.header_timeout_s)
+            self.deadline_kind = HEADER
+            self.deadline = _monotonic() + self.proxy.header_timeout_s
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -215,14 +216,25 @@ class ClientConnection(asyncio.Protocol):
         headers, seen = self._headers, self._seen
         if seen is not None and b"connection" in seen:
             headers = _without_named(headers, seen[b"connection"])
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and (
+            seen is None or (b"connection" not in seen and b"proxy-connection" not in seen)
+        ):
+            # llhttp keeps a connection that no (Proxy-)Connection header speaks of open for
+            # HTTP/1.1 only (the one version it accepts, of 0.9, 1.0, 1.1 and 2.0, with both
+            # numbers above 0), so the version is known without get_http_version, which
+            # formats a string (a fifth of a microsecond, every request).
+            http11 = True
+        else:
+            http11 = parser.get_http_version() == "1.1"
         exchange = Exchange(
             self,
             parser.get_method(),
             self._url,
             headers,
             seen,
-            keep_alive=parser.should_keep_alive(),
-            http11=parser.get_http_version() == "1.1",
+            keep_alive=keep_alive,
+            http11=http11,
         )
         self.receiving = exchange
         if exchange.has_body:

@@ -104,6 +104,7 @@ class Exchange:
     body_received = 0
     body_kept: list[bytes] | None = None
     body_lost = False  # body bytes went upstream and were not kept: no replay
+    classified: dict[str, str] | None = None  # headers the classifier's rules read, if any
 
     def __init__(
         self,
@@ -125,7 +126,6 @@ class Exchange:
         self.http11 = http11
         self.started = now = _monotonic()
         self.total_deadline = now + proxy.total_timeout_s
-        self.classified: dict[str, str] | None = None
         incoming_id = None
         if seen is not None:
             incoming_id = self._read_special(seen)
@@ -188,7 +188,8 @@ class Exchange:
         if path in proxy.local_paths:
             proxy.serve_local(self)
             return
-        self.pool = proxy.pool_for(path)
+        # Proxy.pool_for, inlined (once per request).
+        self.pool = proxy.pools.get(proxy.router.pool_for(path)) or proxy.pools["default"]
         if self.content_length is not None and self.content_length > proxy.max_body_bytes:
             self.fail(413, f"The body is larger than {proxy.max_body_bytes} bytes.", close=True)
             return
@@ -197,15 +198,13 @@ class Exchange:
         if priority is not None:  # probes and scrapes (None) are never limited
             self.priority = priority
             outcome = proxy.limiter.try_acquire(priority)
-            if outcome.__class__ is Rejected:
-                assert isinstance(outcome, Rejected)
+            if isinstance(outcome, Rejected):
                 self.fail(
                     503,
                     "The edge is shedding load; retry after the indicated time.",
                     retry_after_s=outcome.retry_after_s,
                 )
                 return
-            assert isinstance(outcome, Permit)
             self.permit = outcome
         # Admission first, so a flood of forged tokens is shed cheaply instead of verified;
         # then the token, before the rate limits (which key on the member) and any upstream.
@@ -481,8 +480,7 @@ class Exchange:
             self.close_delimited = True
             self.keep_alive = False
         self.client.write(rewritten.data)
-        self.response_head_sent = True
-        self.read_deadline = _monotonic() + self.proxy.idle_timeout_s
+        self.response_head_sent = True  # the caller starts the stall deadline if need be
         return True
 
     def response_complete(self, connection: UpstreamConnection, *, reusable: bool) -> None:
@@ -651,6 +649,8 @@ class Exchange:
 
     def _done(self, keep_alive: bool) -> None:
         self.state = DONE
-        self.body_pending = None
-        self.body_kept = None
+        if self.body_pending is not None:
+            self.body_pending = None
+        if self.body_kept is not None:
+            self.body_kept = None
         self.client.exchange_done(self, keep_alive=keep_alive)

@@ -102,6 +102,19 @@ class ResponseHead:
         self.close_delimited = close_delimited
 
 
+# Rewritten heads by the upstream head's exact bytes, one table per combination of the
+# client's flags (keep_alive + 2 * http11 + 4 * bodiless). An instance answers the same
+# head over and over (nginx's differs only by its Date line, once a second), so a lookup
+# replaces the scan. The value is the head up to where X-Request-ID goes, the rest of it
+# (None when the service sent its own id), and the framing facts. Bounded: a table that
+# fills (heads with per-response values, such as ETag or Set-Cookie) is emptied.
+_REWRITTEN: tuple[dict[bytes, tuple[bytes, bytes | None, bool, bool]], ...] = tuple(
+    {} for _ in range(8)
+)
+_REWRITTEN_MAX = 256
+_MAX_CACHED_HEAD = 1024  # longer heads are rare: rewritten each time, never kept
+
+
 def rewrite_response_head(
     head: bytes,
     *,
@@ -117,8 +130,30 @@ def rewrite_response_head(
     added if the service did not echo it, and a chunked body is passed through as it is
     to HTTP/1.1 clients (HTTP/1.0 clients get it de-chunked and close-delimited). `rest`,
     body bytes that arrived with the head, is appended to `data` (one copy, not two).
+    A head seen before with the same flags is answered from `_REWRITTEN`."""
+    table = _REWRITTEN[keep_alive + 2 * http11 + 4 * bodiless]
+    known = table.get(head)
+    if known is None:
+        known = _rewrite(head, keep_alive=keep_alive, http11=http11, bodiless=bodiless)
+        if len(head) <= _MAX_CACHED_HEAD:
+            if len(table) >= _REWRITTEN_MAX:
+                table.clear()
+            table[head] = known
+    before, after, chunked, close_delimited = known
+    if after is None:
+        data = before + rest if rest else before
+    else:
+        data = b"".join((before, request_id, after, rest))
+    return ResponseHead(data, chunked, close_delimited)
 
-    It runs once per response, so the common head (Content-Length, `Connection:
+
+def _rewrite(
+    head: bytes, *, keep_alive: bool, http11: bool, bodiless: bool
+) -> tuple[bytes, bytes | None, bool, bool]:
+    """`rewrite_response_head` worked out: (the head up to where the request id goes, the
+    head after it or None when the service sent its own, chunked, close-delimited).
+
+    It runs for every head not seen before, so the common head (Content-Length, `Connection:
     keep-alive`) takes the short way: no token set for a plain Connection value, no sort
     unless lines named by Connection were added, and the result assembled in one join."""
     lowered = head.lower()
@@ -160,20 +195,22 @@ def rewrite_response_head(
             position = finish
     pieces.append(head[position:-2])  # up to the blank line: additions go before it
     if not has_id:
-        pieces += (b"x-request-id: ", request_id, _CRLF)
+        pieces.append(b"x-request-id: ")
+    before = b"".join(pieces)
+    if not before.startswith(b"HTTP/1.1 "):
+        before = b"HTTP/1.1" + before[8:]  # we speak 1.1 to clients whatever the instance did
+    tail: list[bytes] = [_CRLF] if not has_id else []
     dechunk = chunked and not http11
     close_delimited = not bodiless and not chunked and not has_length
     if close_delimited or dechunk or not keep_alive:
-        pieces.append(b"connection: close\r\n")
+        tail.append(b"connection: close\r\n")
     elif not http11:
-        pieces.append(b"connection: keep-alive\r\n")
-    pieces.append(_CRLF)
-    if rest:
-        pieces.append(rest)
-    data = b"".join(pieces)
-    if not data.startswith(b"HTTP/1.1 "):
-        data = b"HTTP/1.1" + data[8:]  # we speak 1.1 to clients whatever the instance spoke
-    return ResponseHead(data, chunked, close_delimited or dechunk)
+        tail.append(b"connection: keep-alive\r\n")
+    tail.append(_CRLF)
+    after = b"".join(tail)
+    if has_id:
+        return before + after, None, chunked, close_delimited or dechunk
+    return before, after, chunked, close_delimited or dechunk
 
 
 def decision_path(target: bytes) -> str | None:

@@ -27,10 +27,15 @@ class Router:
     def __init__(self, routes: Iterable[tuple[str, str]], *, default: str = "default") -> None:
         self.default = default
         self._root = _Node()
+        # The most segments any prefix has: a path is split no further than that (the rest
+        # stays one piece, and no node lies that deep to match it).
+        self._depth = 0
         for prefix, pool in routes:
             trailing = prefix.endswith("/")
             node = self._root
-            for segment in prefix.strip("/").split("/") if prefix.strip("/") else []:
+            segments = prefix.strip("/").split("/") if prefix.strip("/") else []
+            self._depth = max(self._depth, len(segments))
+            for segment in segments:
                 node = node.children.setdefault(segment, _Node())
             if trailing:
                 node.below = pool
@@ -38,7 +43,7 @@ class Router:
                 node.here = pool
 
     def pool_for(self, path: str) -> str:
-        segments = path[1:].split("/")
+        segments = path[1:].split("/", self._depth)
         last = len(segments) - 1
         node = self._root
         best = node.below if node.below is not None and path.startswith("/") else self.default

@@ -37,6 +37,7 @@ from reelscale.edge.proxy.routing import Router
 from reelscale.edge.proxy.upstream import UpstreamConnections
 from reelscale.edge.proxy.upstreams import Membership, StaticUpstreams, Upstreams
 from reelscale.edge.ratelimit import (
+    ALLOWED,
     DEFAULT_RATE_LIMITS,
     Decision,
     MemoryBucketStore,
@@ -46,7 +47,6 @@ from reelscale.edge.ratelimit import (
 from reelscale.edge.runtime import EdgeRuntime
 
 log = logging.getLogger("reelscale.edge.proxy")
-_ALLOWED = Decision(True)
 _HEALTHY = orjson.dumps({"status": "ok"})
 _MAX_METHODS = 64  # per-method caches stay bounded whatever methods clients invent
 
@@ -231,7 +231,7 @@ class Proxy:
             if extra:
                 buckets = buckets + extra
         if not buckets:
-            return _ALLOWED
+            return ALLOWED
         decision = store.take_now(buckets, cost=1.0)
         if decision.allowed:
             return decision

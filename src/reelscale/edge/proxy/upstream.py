@@ -103,8 +103,13 @@ class UpstreamConnection(asyncio.Protocol):
             if not self.dechunk:
                 exchange.client.write(data)
             exchange.response_progress()
-        elif not self._receive_head(exchange, data):
-            return
+        else:
+            if not self._receive_head(exchange, data):
+                return
+            if not self._complete:
+                # The stall deadline starts with the head; a response that came whole
+                # (nearly all small ones) needs none.
+                exchange.response_progress()
         if self._complete and self.exchange is exchange:
             exchange.response_complete(self, reusable=self._keep_alive)
 
@@ -238,7 +243,8 @@ class UpstreamConnections:
         connection.exchange = None
         if connection.closed:
             return
-        connection.pause_reading(False)
+        if connection.reading_paused:
+            connection.pause_reading(False)
         stack = self.idle.get(connection.instance)
         if stack is None:
             stack = self.idle[connection.instance] = []
