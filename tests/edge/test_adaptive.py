@@ -162,3 +162,23 @@ def test_a_kind_that_can_only_reach_part_of_the_limit_still_grows_it() -> None:
         for _ in range(in_flight):
             limit.observe(rtt_s=0.010, in_flight=in_flight, now=clock.monotonic(), kind=3)
     assert limit.limit > 60
+
+
+def test_the_limit_stops_growing_far_above_what_throughput_needs() -> None:
+    # Bursty demand: a burst fills the limit now and then, without queueing, but on average
+    # five requests are in flight. Growing on the bursts' latency would leave room for a
+    # larger burst to queue at the service; the limit stays within busy_gain of the average.
+    def run(settings: AdaptiveSettings) -> int:
+        clock = FakeClock()
+        limit = AdaptiveLimit(settings=settings)
+        for batch in range(3000):
+            in_flight = limit.limit if batch % 24 == 0 else 5
+            clock.advance(0.010)
+            for _ in range(in_flight):
+                limit.observe(rtt_s=0.010, in_flight=in_flight, now=clock.monotonic())
+        return limit.limit
+
+    capped = AdaptiveSettings(initial_limit=20, probe_interval_s=1000)
+    assert run(capped) <= 20
+    uncapped = AdaptiveSettings(initial_limit=20, probe_interval_s=1000, busy_gain=None)
+    assert run(uncapped) > 100

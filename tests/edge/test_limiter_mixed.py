@@ -131,8 +131,8 @@ def test_a_probe_lowers_the_limit_for_every_class_but_critical() -> None:
 
 
 # The benchmark's shape in virtual time (tests/edge/overload_sim.py): exact, and seconds
-# for all of it. The seeds are those on which the limiter before the borrowing pause and
-# the reach rule failed (10x: 0.99003 CRITICAL availability on seed 7; 1x: CRITICAL p99
+# for all of it. The seeds are those on which the limiter before the borrowing pause, the
+# reach rule and the busy-slots cap failed (10x: 0.99003 CRITICAL availability on seed 7; 1x: CRITICAL p99
 # median 85 ms over these twelve seeds, the limit drifting above the origin's workers).
 
 
@@ -147,3 +147,6 @@ def test_at_1x_the_limit_does_not_drift_into_queueing_at_the_origin() -> None:
     p99s = sorted(overload_sim.simulate(1, seed).critical_p99_s for seed in range(1, 13))
     # A play costs 40 ms; twice that is the benchmark's bound on its p99 (twice unloaded).
     assert statistics.median(p99s) <= 0.080, p99s
+    # Without the busy-slots cap on growth, one seed's limit climbed to 29 and its plays
+    # queued at the origin: 101 ms.
+    assert max(p99s) <= 0.090, p99s
