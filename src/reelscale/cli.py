@@ -31,10 +31,12 @@ deploy_app = typer.Typer(help="Configuration for scaled-out deployments.", no_ar
 bench_app = typer.Typer(
     help="Benchmarks; each prints one JSON object as its last line.", no_args_is_help=True
 )
+edge_app = typer.Typer(help="The edge proxy's optional native build.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(members_app, name="members")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(bench_app, name="bench")
+app.add_typer(edge_app, name="edge")
 app.add_typer(recs_app, name="recs")
 app.add_typer(functions_app, name="functions")
 console = Console(stderr=True)
@@ -317,14 +319,55 @@ def bench_proxy(
     seconds: Annotated[float, typer.Option(min=1, help="Measured seconds per path")] = 5.0,
     connections: Annotated[int, typer.Option(min=1, help="wrk connections")] = 32,
     body_bytes: Annotated[int, typer.Option(min=1, help="The origin's response size")] = 128,
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native",
+            help="Also measure the edge compiled with mypyc (built first, about a minute, "
+            "unless cached)",
+        ),
+    ] = False,
 ) -> None:
     """Proxied requests/s per core: the edge vs nginx as a reverse proxy vs direct (wrk)."""
     from reelscale.edge import bench_proxy as bench
+    from reelscale.edge.native import NativeBuildError
 
-    result = bench.run(
-        seconds=seconds, connections=connections, body_bytes=body_bytes, log=console.print
-    )
+    try:
+        result = bench.run(
+            seconds=seconds,
+            connections=connections,
+            body_bytes=body_bytes,
+            native_edge=native,
+            log=console.print,
+        )
+    except NativeBuildError as exc:
+        console.print(f"The native edge: {exc}", style="red", markup=False)
+        raise typer.Exit(1) from None
     print(json.dumps(result))
+
+
+@edge_app.command("build-native")
+def edge_build_native(
+    into: Annotated[
+        Path | None, typer.Option(help="Build here (default: the user's cache, per sources)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if the build is current")] = False,
+) -> None:
+    """Compile the edge's hot path with mypyc; prints the directory to put first on PYTHONPATH.
+
+    Then: PYTHONPATH=DIR reelscale serve --roles edge (the default install is unchanged)."""
+    from reelscale.edge.native import NativeBuildError, ensure_built
+
+    try:
+        build = ensure_built(into=into, force=force, log=console.print)
+    except NativeBuildError as exc:
+        console.print(f"The native edge: {exc}", style="red", markup=False)
+        raise typer.Exit(1) from None
+    state = f"built in {build.build_s:.0f} s" if build.built_now else "current, from the cache"
+    console.print(f"{len(build.modules)} modules compiled ({state}); run the edge with:")
+    command = f"  PYTHONPATH={build.directory} reelscale serve --roles edge"
+    console.print(command, markup=False, soft_wrap=True)  # one line, to copy
+    print(build.directory)
 
 
 @bench_app.command("overload")

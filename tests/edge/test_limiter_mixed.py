@@ -132,8 +132,9 @@ def test_a_probe_lowers_the_limit_for_every_class_but_critical() -> None:
 
 # The benchmark's shape in virtual time (tests/edge/overload_sim.py): exact, and seconds
 # for all of it. The seeds are those on which the limiter before the borrowing pause, the
-# reach rule and the busy-slots cap failed (10x: 0.99003 CRITICAL availability on seed 7; 1x: CRITICAL p99
-# median 85 ms over these twelve seeds, the limit drifting above the origin's workers).
+# reach rule and the busy-slots cap failed (10x: 0.99003 CRITICAL availability on seed 7;
+# 1x: CRITICAL p99 median 85 ms over these twelve seeds, the limit drifting above the
+# origin's workers).
 
 
 def test_at_10x_plays_stay_available_while_the_origin_stays_busy() -> None:

@@ -221,7 +221,7 @@ class AdaptiveLimit:
             self.probing = True
             self.probes += 1
         # Whole requests: a class with a fractional ceiling fills it to either side of it.
-        needed: float = math.floor(utilised * limit_in_window)
+        needed = float(math.floor(utilised * limit_in_window))
         if (
             s.busy_gain is not None
             and window_s > 0

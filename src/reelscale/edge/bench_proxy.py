@@ -19,6 +19,11 @@ would shed lower classes on a core kept at 100% by the benchmark itself. Signed 
 paths are on the edge's open-route allow-list (they carry their own HMAC), so no token is
 sent or verified: the bench measures the proxying path, as before token checks existed.
 
+With `native=True` (`reelscale bench proxy --native`) the same run also measures the edge
+built with mypyc (reelscale.edge.native): the same command from the build's directory,
+after checking in the running process's memory map that the compiled modules are the ones
+it loaded.
+
 `python -m reelscale.edge.bench_proxy` measures the proxy's own Python time for the same
 request in process (`in_process`): the real request path, with transports that only
 collect what is written, so no socket, kernel or load tool is in the figure.
@@ -43,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from reelscale.edge import native
 
 Log = Callable[[str], None]
 BENCH_PATH = "/media/s/bench/0/sig/asset/seg-00001.m4s"
@@ -222,9 +229,16 @@ def nginx(
 
 @contextlib.contextmanager
 def edge(
-    origin: int, port: int, cores: set[int] | None, log_file: Path, connections: int
+    origin: int,
+    port: int,
+    cores: set[int] | None,
+    log_file: Path,
+    connections: int,
+    native_dir: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELSCALE_")}
+    if native_dir is not None:
+        env = native.edge_environment(native_dir, env)
     env |= {
         "REELSCALE_EDGE_UPSTREAMS": f"default=http://127.0.0.1:{origin}",
         "REELSCALE_EDGE_PORT": str(port),
@@ -304,10 +318,13 @@ def run(
     warmup_s: float = 1.0,
     connections: int = 32,
     body_bytes: int = 128,
+    native_edge: bool = False,
     log: Log = print,
 ) -> dict[str, Any]:
     nginx_bin = ensure_tool("nginx", "nginx", log)
     wrk = ensure_tool("wrk", "wrk", log)
+    # Built (or found in the cache) before anything is measured: compiling takes both cores.
+    build = native.ensure_built(log=log) if native_edge else None
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(available) >= 2:
         proxy_cores: set[int] | None = {available[0]}
@@ -321,7 +338,7 @@ def run(
         (directory / "tmp").mkdir()
         directory.chmod(0o755)
         (directory / "tmp").chmod(0o777)
-        origin_port, nginx_port, edge_port = free_ports(3)
+        origin_port, nginx_port, edge_port, native_port = free_ports(4)
         options: dict[str, Any] = {
             "seconds": seconds,
             "warmup_s": warmup_s,
@@ -345,12 +362,25 @@ def run(
                 via_edge = measure(
                     wrk, f"http://127.0.0.1:{edge_port}{BENCH_PATH}", proc, **options
                 )
-    ratio = via_edge["rps_per_core"] / via_nginx["rps_per_core"] if via_nginx["rps_per_core"] else 0
-    return {
+            if build is not None:
+                with edge(
+                    origin_port,
+                    native_port,
+                    proxy_cores,
+                    directory / "edge-native.log",
+                    connections,
+                    native_dir=build.directory,
+                ) as proc:
+                    mapped = native.check_running(proc.pid, build.directory)
+                    log(f"edge (native): runs compiled code ({', '.join(mapped)})")
+                    via_native = measure(
+                        wrk, f"http://127.0.0.1:{native_port}{BENCH_PATH}", proc, **options
+                    )
+    result: dict[str, Any] = {
         "edge_rps": via_edge["rps_per_core"],
         "direct_rps": direct["rps"],
         "nginx_rps": via_nginx["rps_per_core"],
-        "edge_vs_nginx": round(ratio, 3),
+        "edge_vs_nginx": _ratio(via_edge, via_nginx),
         "load_tool": "wrk",
         "per_core": "proxy pinned to one core; rate / CPU cores the proxy used",
         "edge": via_edge,
@@ -362,6 +392,26 @@ def run(
         "proxy_core": sorted(proxy_cores) if proxy_cores else None,
         "load_cores": sorted(load_cores) if load_cores else None,
     }
+    if build is not None:
+        result |= {
+            "edge_native_rps": via_native["rps_per_core"],
+            "edge_native_vs_nginx": _ratio(via_native, via_nginx),
+            "edge_native": via_native,
+            "native": {
+                "compiled_modules": list(build.modules),
+                # From the edge's memory map: mypyc's library and the modules' own shims.
+                "mapped_in_edge": mapped,
+                "build_key": build.key,
+                "built_now": build.built_now,
+                "build_s": build.build_s,
+            },
+        }
+    return result
+
+
+def _ratio(proxy: dict[str, Any], via_nginx: dict[str, Any]) -> float:
+    nginx_rate = via_nginx["rps_per_core"]
+    return round(proxy["rps_per_core"] / nginx_rate, 3) if nginx_rate else 0.0
 
 
 # --------------------------------------------------------------------------- in process

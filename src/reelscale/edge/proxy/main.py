@@ -14,6 +14,7 @@ sign-outs on the shared event stream (`REELSCALE_STREAM_URL`, revocations.py) an
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable
 
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from reelscale.core.settings import Settings
 from reelscale.edge.forwarded import TrustedProxies
+from reelscale.edge.native import compiled_here
 from reelscale.edge.proxy.auth import JWKS_PATH, EdgeTrust
 from reelscale.edge.proxy.config import EdgeSettings
 from reelscale.edge.proxy.revocations import RevocationFeed, instance_for, revocation_feed
@@ -29,6 +31,9 @@ from reelscale.edge.proxy.server import ProxyServer
 
 class EdgeConfigError(ValueError):
     """The edge cannot start as configured; the message says why."""
+
+
+log = logging.getLogger("reelscale.edge.proxy")
 
 
 def edge_settings(settings: Settings, roles: str) -> EdgeSettings:
@@ -127,6 +132,11 @@ async def _serve(
         settings, trust=trust, trusted_proxies=trusted_proxies, revocations=revocations
     )
     await server.start()
+    compiled = compiled_here()
+    log.info(
+        "edge hot path: %s",
+        f"compiled ({len(compiled)} modules)" if compiled else "interpreted (pure Python)",
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
