@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,7 +33,7 @@ from reelscale.core.clock import Clock, SystemClock
 from reelscale.core.db import Database
 from reelscale.core.events import CloudEvent
 from reelscale.core.health import router as health_router
-from reelscale.core.identity import TokenVerifier
+from reelscale.core.identity import TokenVerifier, parse_revocation
 from reelscale.core.identity_headers import IdentityHeaders
 from reelscale.core.lifecycle import Service, Supervisor
 from reelscale.core.metrics import Metrics
@@ -375,10 +374,9 @@ def _revocations_to(verifier: TokenVerifier):  # type: ignore[no-untyped-def]
     async def on_revoked(event: CloudEvent) -> None:
         if event.type != "auth.session.revoked":
             return
-        session_id = event.data.get("session_id")
-        until = event.data.get("until")
-        if isinstance(session_id, str) and isinstance(until, str):
-            verifier.revoke_session(session_id, datetime.fromisoformat(until))
+        revoked = parse_revocation(event.data)
+        if revoked is not None:
+            verifier.revoke_session(*revoked)
 
     return on_revoked
 

@@ -90,6 +90,7 @@ def _serve(settings: Settings, roles: str) -> None:
     import uvicorn
 
     from reelscale.app import RoleError, create_app
+    from reelscale.core.lifecycle import freeze_startup_heap
 
     try:
         application = create_app(settings, roles)
@@ -111,6 +112,10 @@ def _serve(settings: Settings, roles: str) -> None:
     class PlatformServer(uvicorn.Server):
         """Ends the live analytics streams when shutdown begins: uvicorn tells the app
         nothing until open responses finish, and a live stream never finishes on its own."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            freeze_startup_heap()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             analytics = getattr(application.state, "analytics", None)

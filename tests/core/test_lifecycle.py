@@ -84,3 +84,19 @@ async def test_dependency_cycle_is_refused() -> None:
     supervisor.add(b, depends_on=[a])
     with pytest.raises(RuntimeError, match="cycle"):
         await supervisor.start()
+
+
+async def test_the_startup_heap_is_frozen_out_of_collections() -> None:
+    # In a child process: freezing this one would keep every later test's garbage.
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "from reelscale.core.lifecycle import freeze_startup_heap\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "freeze_startup_heap()\n"
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

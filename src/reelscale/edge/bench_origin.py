@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelscale.core.clock import SystemClock
+from reelscale.core.lifecycle import freeze_startup_heap
 from reelscale.core.settings import Settings
 from reelscale.edge.adaptive import AdaptiveSettings
 from reelscale.edge.middleware import EdgeMiddleware
@@ -158,6 +159,7 @@ class BenchWrapper:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    freeze_startup_heap()  # as the platform does once it has started
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from reelscale.core.lifecycle import freeze_startup_heap
 from reelscale.core.settings import Settings
 from reelscale.edge.forwarded import TrustedProxies
 from reelscale.edge.native import compiled_here
@@ -132,6 +133,7 @@ async def _serve(
         settings, trust=trust, trusted_proxies=trusted_proxies, revocations=revocations
     )
     await server.start()
+    freeze_startup_heap()
     compiled = compiled_here()
     log.info(
         "edge hot path: %s",
