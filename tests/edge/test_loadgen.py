@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,21 @@ from reelscale.edge.loadgen import (
     BROKEN,
     NO_CONNECTION,
     TIMED_OUT,
+    Outcome,
     RequestKind,
     ResponseError,
+    closed_loop,
     open_loop,
     parse_head,
 )
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 KINDS = (RequestKind("a", 1.0, "GET", "/a"),)
+
+
+async def offer(port: int, **options: Any) -> list[Outcome]:
+    """`open_loop` on loopback with the one kind of request these tests send."""
+    return await open_loop(host="127.0.0.1", port=port, kinds=KINDS, **options)
 
 
 async def serve(handler: Handler) -> AsyncIterator[int]:
@@ -70,10 +78,8 @@ async def test_every_request_is_answered_on_reused_connections(
     answering: tuple[int, list[int]],
 ) -> None:
     port, connections = answering
-    outcomes = await open_loop(
-        host="127.0.0.1",
-        port=port,
-        kinds=KINDS,
+    outcomes = await offer(
+        port,
         rate_per_s=400,
         duration_s=0.5,
         measure_from_s=0.1,
@@ -89,10 +95,8 @@ async def test_every_request_is_answered_on_reused_connections(
 
 async def test_spinning_generator_sends_on_time(answering: tuple[int, list[int]]) -> None:
     port, _ = answering
-    outcomes = await open_loop(
-        host="127.0.0.1",
-        port=port,
-        kinds=KINDS,
+    outcomes = await offer(
+        port,
         rate_per_s=200,
         duration_s=0.3,
         spin_s=0.002,
@@ -110,10 +114,8 @@ async def test_a_server_that_never_answers_times_out_and_spoils_the_connection()
         await reader.read()  # until the generator gives up and closes
 
     async for port in serve(silent):
-        outcomes = await open_loop(
-            host="127.0.0.1",
-            port=port,
-            kinds=KINDS,
+        outcomes = await offer(
+            port,
             rate_per_s=50,
             duration_s=0.2,
             timeout_s=0.1,
@@ -145,10 +147,8 @@ async def test_broken_answers_are_counted_as_broken(answer: bytes) -> None:
             writer.close()
 
     async for port in serve(bad):
-        outcomes = await open_loop(
-            host="127.0.0.1",
-            port=port,
-            kinds=KINDS,
+        outcomes = await offer(
+            port,
             rate_per_s=50,
             duration_s=0.2,
             timeout_s=1.0,
@@ -169,10 +169,8 @@ async def test_a_full_pool_fails_requests_at_once() -> None:
             writer.close()
 
     async for port in serve(slow):
-        outcomes = await open_loop(
-            host="127.0.0.1",
-            port=port,
-            kinds=KINDS,
+        outcomes = await offer(
+            port,
             rate_per_s=100,
             duration_s=0.3,
             timeout_s=1.0,
@@ -184,6 +182,21 @@ async def test_a_full_pool_fails_requests_at_once() -> None:
     assert statuses.count(200) >= 1
     assert statuses.count(NO_CONNECTION) >= 10  # about 30 arrivals, one connection
     assert set(statuses) <= {200, NO_CONNECTION}
+
+
+async def test_a_closed_loop_keeps_every_client_busy(answering: tuple[int, list[int]]) -> None:
+    port, connections = answering
+    done, seconds = await closed_loop(
+        host="127.0.0.1",
+        port=port,
+        kinds=KINDS,
+        concurrency=4,
+        duration_s=0.4,
+        measure_from_s=0.1,
+    )
+    assert seconds == pytest.approx(0.3)
+    assert done > 100  # loopback answers in well under a millisecond
+    assert len(connections) == 4  # each client on its own kept-alive connection
 
 
 def test_parse_head() -> None:

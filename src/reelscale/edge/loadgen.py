@@ -1,4 +1,4 @@
-"""An open-loop HTTP/1.1 load generator on raw asyncio streams, for the overload benchmark.
+"""An HTTP/1.1 load generator on raw asyncio protocols, for the overload benchmark.
 
 Open loop: requests are sent on a schedule fixed in advance (Poisson arrivals), whatever the
 server answers, as real clients do: a slow server does not slow the offered load down (a
@@ -11,6 +11,9 @@ an idle connection or opens a new one, up to `max_connections`. Requests that fi
 counted as failed: a client with a bounded pool would have failed them too. A request not
 answered by `timeout_s` after its scheduled time is failed and its connection closed.
 
+`closed_loop` drives the same connections the other way, each sending its next request when
+the last has ended, to measure the server's capacity.
+
 httpx or aiohttp would cost several times the CPU per request; on a two-core machine the
 generator must leave the origin its core.
 """
@@ -18,12 +21,10 @@ generator must leave the origin its core.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import random
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 # Statuses the benchmark sorts outcomes by; 0 and below are the client's own verdicts.
 TIMED_OUT = 0
@@ -57,96 +58,8 @@ class Outcome:
     send_lag_s: float  # how late the generator started it: its own scheduling delay
 
 
-@dataclass
-class Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-
 class ResponseError(Exception):
     pass
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Status and whether the connection may be reused; the body is read and dropped."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status, keep_alive, length = parse_head(head[:-4])
-    if length:
-        await reader.readexactly(length)
-    return status, keep_alive
-
-
-@dataclass
-class Pool:
-    """Idle keep-alive connections to one server, opened on demand up to a bound."""
-
-    host: str
-    port: int
-    max_connections: int
-    idle: list[Connection] = field(default_factory=list)
-    open: int = 0
-
-    async def connect(self) -> Connection:
-        self.open += 1
-        try:
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=65536)
-        except BaseException:
-            self.open -= 1
-            raise
-        return Connection(reader, writer)
-
-    def take(self) -> Connection | None:
-        return self.idle.pop() if self.idle else None
-
-    def give_back(self, connection: Connection) -> None:
-        self.idle.append(connection)
-
-    def discard(self, connection: Connection) -> None:
-        self.open -= 1
-        connection.close()
-
-    async def warm(self, count: int) -> None:
-        connections = await asyncio.gather(*(self.connect() for _ in range(count)))
-        self.idle.extend(connections)
-
-    def close_all(self) -> None:
-        for connection in self.idle:
-            self.discard(connection)
-        self.idle.clear()
-
-
-async def send_one(pool: Pool, wire: bytes, deadline: float) -> int:
-    """One request on a pooled connection: its status, or a client verdict."""
-    connection = pool.take()
-    if connection is None:
-        if pool.open >= pool.max_connections:
-            return NO_CONNECTION
-        try:
-            async with asyncio.timeout_at(deadline):
-                connection = await pool.connect()
-        except TimeoutError:
-            return TIMED_OUT
-        except OSError:
-            return BROKEN
-    try:
-        async with asyncio.timeout_at(deadline):
-            connection.writer.write(wire)
-            status, keep_alive = await read_response(connection.reader)
-    except TimeoutError:
-        pool.discard(connection)  # a response may still come: the connection is spoilt
-        return TIMED_OUT
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ResponseError):
-        pool.discard(connection)
-        return BROKEN
-    if keep_alive:
-        pool.give_back(connection)
-    else:
-        pool.discard(connection)
-    return status
 
 
 def poisson_schedule(
@@ -262,6 +175,9 @@ class _OpenLoop:
         self.open = 0
         self.connecting: set[asyncio.Task[None]] = set()
         self.outcomes: list[Outcome] = []
+        # Called (on the loop's next turn, when the connection is back in the pool) after
+        # each request ends, whatever its outcome: the closed loop sends its next from it.
+        self.after_each: Callable[[], None] | None = None
 
     async def connect(self) -> _Client:
         self.open += 1
@@ -336,6 +252,8 @@ class _OpenLoop:
         client.close()
 
     def record(self, pending: _Pending, status: int, at: float) -> None:
+        if self.after_each is not None:
+            self.loop.call_soon(self.after_each)
         if pending.measured:
             self.outcomes.append(
                 Outcome(
@@ -457,29 +375,38 @@ async def closed_loop(
     measure_from_s: float,
     seed: int = 0,
 ) -> tuple[int, float]:
-    """`concurrency` clients each sending the next request when the last returns.
+    """`concurrency` clients each sending the next request when the last has ended.
 
-    Returns (successful requests after `measure_from_s`, seconds measured): the server's
-    throughput when it is kept saturated."""
+    Returns (successful requests sent after `measure_from_s`, seconds measured): the
+    server's throughput when it is kept saturated."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
-    wires = [kind.wire(f"{host}:{port}") for kind in kinds]
     weights = [kind.weight for kind in kinds]
-    pool = Pool(host, port, concurrency)
-    await pool.warm(concurrency)
-    started = time.monotonic()
-    measure_from = started + measure_from_s
-    until = started + duration_s
-    done = 0
+    run = _OpenLoop(
+        host=host,
+        port=port,
+        wires=[kind.wire(f"{host}:{port}") for kind in kinds],
+        timeout_s=30.0,
+        max_connections=concurrency,
+    )
+    await run.warm(concurrency)
+    loop = run.loop
+    started = loop.time()
+    measure_from, until = started + measure_from_s, started + duration_s
 
-    async def client() -> None:
-        nonlocal done
-        loop = asyncio.get_running_loop()
-        while time.monotonic() < until:
+    def send_next() -> None:
+        now = loop.time()
+        if now < until:
             kind = rng.choices(range(len(kinds)), weights)[0]
-            status = await send_one(pool, wires[kind], loop.time() + 30)
-            if 200 <= status < 300 and measure_from <= time.monotonic() <= until:
-                done += 1
+            run.fire(kind, now, measured=now >= measure_from)
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    pool.close_all()
+    run.after_each = send_next
+    for _ in range(concurrency):
+        send_next()
+    while loop.time() < until or run.busy or run.connecting:
+        run.expire()
+        await asyncio.sleep(0.01)
+    run.close_all()
+    done = sum(1 for outcome in run.outcomes if 200 <= outcome.status < 300)
+    # In a steady state as many requests sent before the window end inside it as were
+    # sent inside it and end after it: sent-in-window over the window is the throughput.
     return done, until - measure_from
