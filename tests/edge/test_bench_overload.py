@@ -64,3 +64,16 @@ def test_quick_overload_bench_reports_every_run_and_shedding_protects_critical()
     # Shedding refuses the lower classes quickly instead of letting them time out.
     assert on["classes"]["bulk"]["rejected"] > 0
     assert sum(c["timed_out"] for c in off["classes"].values()) > 0
+
+
+def test_the_first_cpu_is_the_servers_and_the_rest_the_generators() -> None:
+    import os
+
+    from reelscale.edge.cpus import split_cpus
+
+    cpus = sorted(os.sched_getaffinity(0))
+    split = split_cpus()
+    if len(cpus) < 2:
+        assert split is None
+    else:
+        assert split == (cpus[0], frozenset(cpus[1:]))

@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from reelscale.edge.bench_origin import COST_UNITS
+from reelscale.edge.cpus import split_cpus
 from reelscale.edge.loadgen import (
     NO_CONNECTION,
     TIMED_OUT,
@@ -132,13 +133,8 @@ class Cores:
 
     @classmethod
     def split(cls) -> Cores:
-        # The generator must not take the origin's CPU: on a shared core the time it spends
-        # reading answers would delay the origin's, and be charged to the edge. With one
-        # CPU there is nothing to split.
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            return cls(None, None)
-        return cls(cpus[0], frozenset(cpus[1:]))
+        split = split_cpus()
+        return cls(None, None) if split is None else cls(*split)
 
     def describe(self) -> dict[str, Any]:
         return {

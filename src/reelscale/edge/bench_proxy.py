@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 
 from reelscale.edge import native
+from reelscale.edge.cpus import split_cpus
 
 Log = Callable[[str], None]
 BENCH_PATH = "/media/s/bench/0/sig/asset/seg-00001.m4s"
@@ -325,10 +326,10 @@ def run(
     wrk = ensure_tool("wrk", "wrk", log)
     # Built (or found in the cache) before anything is measured: compiling takes both cores.
     build = native.ensure_built(log=log) if native_edge else None
-    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(available) >= 2:
-        proxy_cores: set[int] | None = {available[0]}
-        load_cores: set[int] | None = set(available[1:])
+    split = split_cpus()
+    if split is not None:
+        proxy_cores: set[int] | None = {split[0]}
+        load_cores: set[int] | None = set(split[1])
     else:
         proxy_cores = load_cores = None
         log("only one core available: nothing is pinned, so per-core figures are rough")
