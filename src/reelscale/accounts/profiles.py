@@ -99,12 +99,10 @@ async def create_profile(
 async def update_profile(
     *,
     db_session: AsyncSession,
-    member_id: uuid.UUID,
-    profile_id: uuid.UUID,
+    profile: Profile,
     data: ProfileUpdate,
     pin_hash: str | None,
 ) -> Profile:
-    profile = await get_profile(db_session=db_session, member_id=member_id, profile_id=profile_id)
     if data.name is not None:
         profile.name = data.name
     if data.max_maturity is not None:
@@ -178,17 +176,11 @@ async def change_profile(
         await _confirm_password(db=db, ctx=ctx, member_id=member_id, password=data.password)
         pin_hash = await ctx.hasher.hash(data.pin) if data.pin else None
     async with db.transaction() as db_session:
-        before = await get_profile(
+        profile = await get_profile(
             db_session=db_session, member_id=member_id, profile_id=profile_id
         )
-        old_language = before.language
-        profile = await update_profile(
-            db_session=db_session,
-            member_id=member_id,
-            profile_id=profile_id,
-            data=data,
-            pin_hash=pin_hash,
-        )
+        old_language = profile.language
+        await update_profile(db_session=db_session, profile=profile, data=data, pin_hash=pin_hash)
         relanguaged = profile.language != old_language
         genres, titles = await _picks_of(db_session, profile_id) if relanguaged else ([], [])
     if relanguaged:
