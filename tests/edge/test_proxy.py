@@ -418,13 +418,21 @@ async def test_an_upload_is_held_back_while_the_origin_does_not_read() -> None:
     assert received.hexdigest() == hashlib.sha256(piece * (total // len(piece))).hexdigest()
 
 
+HELLO_CHUNKS = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"  # "hello world", chunked
+
+
+async def answer_chunked(writer: asyncio.StreamWriter) -> bool:
+    """An origin's chunked 200 of "hello world" (the proxy de-chunks it for HTTP/1.0)."""
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + HELLO_CHUNKS)
+    await writer.drain()
+    return True
+
+
 async def test_head_and_http10_and_chunked_responses_keep_framing_right() -> None:
     async def chunked(seen: Seen, writer: asyncio.StreamWriter) -> bool:
-        if seen.method == "HEAD":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
-        else:
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-            writer.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        if seen.method != "HEAD":
+            return await answer_chunked(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
         await writer.drain()
         return True
 
@@ -437,7 +445,7 @@ async def test_head_and_http10_and_chunked_responses_keep_framing_right() -> Non
         writer.write(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
         assert b"transfer-encoding: chunked" in head.lower()
-        assert await reader.readuntil(b"0\r\n\r\n") == b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        assert await reader.readuntil(b"0\r\n\r\n") == HELLO_CHUNKS
         writer.close()
         # An HTTP/1.0 client cannot read chunks: it gets the body plain, then a close.
         raw = await raw_exchange(proxy.port, b"GET /c HTTP/1.0\r\n\r\n")
@@ -451,11 +459,9 @@ async def test_an_upstream_link_switches_between_http10_and_http11_clients() -> 
     # The response parser only hands body pieces to Python while de-chunking for an
     # HTTP/1.0 client; a link that served one must pass the next 1.1 client's chunks on.
     async def by_target(seen: Seen, writer: asyncio.StreamWriter) -> bool:
-        if seen.target == "/plain":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain")
-        else:
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-            writer.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        if seen.target != "/plain":
+            return await answer_chunked(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain")
         await writer.drain()
         return True
 
@@ -471,7 +477,7 @@ async def test_an_upstream_link_switches_between_http10_and_http11_clients() -> 
         head = await reader.readuntil(b"\r\n\r\n")
         assert b"transfer-encoding: chunked" in head.lower()
         chunks = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
-        assert chunks == b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        assert chunks == HELLO_CHUNKS
         writer.close()
         # And back: an HTTP/1.0 client after a 1.1 one gets the chunks de-chunked.
         raw = await raw_exchange(proxy.port, b"GET /chunks HTTP/1.0\r\n\r\n")

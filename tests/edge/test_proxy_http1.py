@@ -15,7 +15,7 @@ from reelscale.edge.bench_proxy import in_process
 from reelscale.edge.proxy import http1
 from reelscale.edge.proxy.config import DEFAULT_ROUTES
 from reelscale.edge.proxy.routing import Router
-from tests.edge.test_proxy import Seen, origins, running
+from tests.edge.test_proxy import HELLO_CHUNKS, Seen, answer_chunked, origins, running
 
 HEADS = [
     b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\n"
@@ -130,10 +130,7 @@ async def test_the_client_version_decides_the_framing_whatever_keeps_it_alive(
     spoke; a 1.0 client kept alive by one must still get its chunks de-chunked."""
 
     async def chunked(seen: Seen, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-        writer.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-        await writer.drain()
-        return True
+        return await answer_chunked(writer)
 
     async with origins(chunked) as (default,), running(f"default={default.url}") as proxy:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
@@ -148,7 +145,7 @@ async def test_the_client_version_decides_the_framing_whatever_keeps_it_alive(
     assert (b"connection: close" in head.lower()) is not (http11 and keep_alive)
     if http11:
         assert b"transfer-encoding: chunked" in head.lower()
-        assert body == b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        assert body == HELLO_CHUNKS
     else:
         assert b"transfer-encoding" not in head.lower()
         assert body == b"hello world"
